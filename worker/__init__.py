@@ -1,0 +1,1 @@
+"""Celery adapter between ratingstudy (Django) and ganlab (PyTorch)."""
