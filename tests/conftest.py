@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from ratingstudy.lib.processes import kill_process, redis_answers, start_celery_worker, start_embedded_redis, stop_process
+from ratingstudy.lib.processes import (
+    kill_process,
+    redis_answers,
+    start_celery_worker,
+    start_embedded_redis,
+    stop_process,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -107,7 +113,9 @@ class WorkerHandle:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, redis_url, tmp_path_factory, _isolated_media_root):
+def celery_worker(
+    django_db_setup, django_db_blocker, redis_url, tmp_path_factory, _isolated_media_root
+):
     """A real Celery worker subprocess on the test database, media root and Redis."""
     with django_db_blocker.unblock():
         database_url = _database_url()

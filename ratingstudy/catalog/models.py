@@ -78,7 +78,9 @@ class Image(models.Model):
     class Meta:
         ordering = ["image_set_id", "source_path"]
         constraints = [
-            models.UniqueConstraint(fields=["image_set", "source_path"], name="image_unique_path_in_set"),
+            models.UniqueConstraint(
+                fields=["image_set", "source_path"], name="image_unique_path_in_set"
+            ),
         ]
         indexes = [models.Index(fields=["image_set", "label", "split"])]
 

