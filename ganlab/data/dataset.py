@@ -32,7 +32,11 @@ def expand_sources(sources: Sequence[str | Path], *, what: str = "sources") -> l
     for source in sources:
         source = Path(source)
         if source.is_dir():
-            paths += sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+            paths += sorted(
+                p
+                for p in source.rglob("*")
+                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+            )
         elif source.is_file():
             paths.append(source)
         else:
@@ -46,7 +50,9 @@ def expand_sources(sources: Sequence[str | Path], *, what: str = "sources") -> l
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float32 (3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    return (
+        torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    )
 
 
 def to_pixels(images: torch.Tensor) -> np.ndarray:

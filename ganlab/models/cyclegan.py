@@ -136,16 +136,27 @@ class CycleGANConfig:
         return cls(**known_fields(cls, data))
 
 
-def _encoder(config: CycleGANConfig, name: str) -> Encoder:
+def _encoder(config: CycleGANConfig, name: str, load_weights: bool) -> Encoder:
+    if config.encoder_weights == "imagenet" and not load_weights:
+        # the weights will come from a checkpoint: build the architecture only, but keep
+        # the pretrained encoder's training behaviour (frozen BatchNorm statistics)
+        encoder = get_encoder(name, weights="random")
+        encoder.pretrained = True
+        return encoder
     path = config.weights_paths.get(name)
     return get_encoder(name, weights=config.encoder_weights, weights_path=Path(path) if path else None)
 
 
-def build_generator(config: CycleGANConfig) -> nn.Module:
-    """A generator for ``config`` (random decoder/ResNet layers drawn from torch's global RNG)."""
+def build_generator(config: CycleGANConfig, *, load_weights: bool = True) -> nn.Module:
+    """A generator for ``config``; new layers are drawn from torch's global RNG.
+
+    ``load_weights=False`` skips reading ImageNet files, for callers that load a
+    checkpoint over the result.
+    """
     if config.generator == "unet":
         assert config.encoder is not None  # guaranteed by validation
-        return EncoderUNetGenerator(_encoder(config, config.encoder), output_nc=config.output_nc, ngf=config.ngf)
+        encoder = _encoder(config, config.encoder, load_weights)
+        return EncoderUNetGenerator(encoder, output_nc=config.output_nc, ngf=config.ngf)
     net = ResnetGenerator(
         config.input_nc,
         config.output_nc,
@@ -157,12 +168,13 @@ def build_generator(config: CycleGANConfig) -> nn.Module:
     return net
 
 
-def build_discriminator(config: CycleGANConfig, input_nc: int) -> nn.Module:
+def build_discriminator(config: CycleGANConfig, input_nc: int, *, load_weights: bool = True) -> nn.Module:
     """A discriminator; with ``semi_supervised`` its ``forward`` returns ``(patch, class_logits)``."""
     num_classes = config.num_classes if config.semi_supervised else 0
     if config.discriminator == "encoder":
         assert config.d_encoder is not None  # guaranteed by validation
-        return EncoderDiscriminator(_encoder(config, config.d_encoder), ndf=config.ndf, num_classes=num_classes)
+        encoder = _encoder(config, config.d_encoder, load_weights)
+        return EncoderDiscriminator(encoder, ndf=config.ndf, num_classes=num_classes)
     n_layers = 3 if config.discriminator == "basic" else config.n_layers_d
     if num_classes:
         net: nn.Module = SemiSupervisedPatchDiscriminator(input_nc, config.ndf, n_layers, num_classes)
@@ -175,13 +187,14 @@ def build_discriminator(config: CycleGANConfig, input_nc: int) -> nn.Module:
 class CycleGAN(nn.Module):
     """The four networks: ``G_A`` (G: X->Y), ``G_B`` (F: Y->X), ``D_A`` (D_Y), ``D_B`` (D_X)."""
 
-    def __init__(self, config: CycleGANConfig) -> None:
+    def __init__(self, config: CycleGANConfig, *, load_weights: bool = True) -> None:
         super().__init__()
         self.config = config
-        self.G_A = build_generator(config)
-        self.G_B = build_generator(dataclasses.replace(config, input_nc=config.output_nc, output_nc=config.input_nc))
-        self.D_A = build_discriminator(config, config.output_nc)
-        self.D_B = build_discriminator(config, config.input_nc)
+        mirrored = dataclasses.replace(config, input_nc=config.output_nc, output_nc=config.input_nc)
+        self.G_A = build_generator(config, load_weights=load_weights)
+        self.G_B = build_generator(mirrored, load_weights=load_weights)
+        self.D_A = build_discriminator(config, config.output_nc, load_weights=load_weights)
+        self.D_B = build_discriminator(config, config.input_nc, load_weights=load_weights)
 
     @property
     def generators(self) -> tuple[nn.Module, nn.Module]:

@@ -7,6 +7,7 @@ run the same real components: the ``redis-server`` binary bundled with the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -152,8 +153,6 @@ def stop_process(process: subprocess.Popen, *, timeout: float = 20.0) -> None:
 
 def kill_process(process: subprocess.Popen) -> None:
     """SIGKILL the whole process group (a worker and its pool children) and reap it."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=30)
