@@ -157,6 +157,12 @@ CELERY_TASK_ROUTES = {
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600, minimum=60)
 }
+# Jobs: where workers keep run folders (checkpoints), how often they beat, when a
+# silent running job counts as lost, and how many times a lost job is resumed.
+JOBS_DIR = env.path("JOBS_DIR", VAR_DIR / "jobs")
+JOB_HEARTBEAT_SECONDS = env.int("JOB_HEARTBEAT_SECONDS", 10, minimum=1)
+JOB_STALE_SECONDS = env.int("JOB_STALE_SECONDS", 120, minimum=2)
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

@@ -126,6 +126,9 @@ def celery_worker(
         "VAR_DIR": str(tmp_path_factory.mktemp("worker-var")),
         "SECRET_KEY": settings.SECRET_KEY,
         "PYTHONUNBUFFERED": "1",
+        # fast liveness so the lost-worker tests take seconds, not minutes
+        "JOB_HEARTBEAT_SECONDS": "1",
+        "JOB_STALE_SECONDS": "6",
     }
     handle = WorkerHandle(env, tmp_path_factory.mktemp("worker-log") / "worker.log")
     yield handle

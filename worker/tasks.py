@@ -1,8 +1,10 @@
 """Thin Celery tasks: ids in, results written through ratingstudy services.
 
-Heavy imports (torch, ganlab training) happen inside the task bodies so that a
-worker starts fast and the web process, which only sends tasks by name, never
-loads them.
+Heavy imports (torch, ganlab) happen inside ``worker.runner`` when a job runs, so
+a worker starts fast and the web process, which only sends tasks by name, never
+loads them. Both job tasks are ``acks_late`` with ``reject_on_worker_lost`` (set in
+settings): a job whose worker dies is redelivered, and ``job_claim`` makes the
+redelivery idempotent.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import os
 import socket
 import sys
+
+from celery.signals import worker_ready
 
 from worker.celery import app
 
@@ -30,3 +34,27 @@ def ping(token: str) -> dict:
         "database_ok": one == 1,
         "torch_loaded": "torch" in sys.modules,
     }
+
+
+@app.task(name="worker.tasks.run_gpu_job")
+def run_gpu_job(job_id: int) -> str:
+    """Training, generation, classification: on the ``gpu`` queue (one task per GPU)."""
+    from worker.runner import run_job
+
+    return run_job(job_id)
+
+
+@app.task(name="worker.tasks.run_cpu_job")
+def run_cpu_job(job_id: int) -> str:
+    """Evaluation: on the ``cpu`` queue."""
+    from worker.runner import run_job
+
+    return run_job(job_id)
+
+
+@worker_ready.connect
+def _reap_lost_jobs(**_kwargs) -> None:
+    """A worker that starts looks for jobs whose worker vanished and re-queues them."""
+    from ratingstudy.jobs.services import jobs_reap_stale
+
+    jobs_reap_stale()

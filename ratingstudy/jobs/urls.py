@@ -1,4 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from ratingstudy.jobs import views
 
 app_name = "jobs"
-urlpatterns: list = []
+urlpatterns = [
+    path("<int:job_id>/progress.json", views.job_progress, name="progress"),
+    path("<int:job_id>/checkpoint", views.job_checkpoint, name="checkpoint"),
+]

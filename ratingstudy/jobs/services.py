@@ -1,0 +1,239 @@
+"""Writes to jobs: launch, cancel, resume, retry (web side) and claim, progress,
+finish (worker side). Every state change goes through here.
+
+Dispatch happens after the surrounding transaction commits, so a worker never
+receives an id whose row it cannot see yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ratingstudy.catalog.models import ImageSet
+from ratingstudy.errors import ApplicationError
+from ratingstudy.jobs.configs import validate_job_config
+from ratingstudy.jobs.models import Experiment, Job
+
+log = logging.getLogger(__name__)
+
+#: Celery task name per queue; the web process sends by name and never imports the tasks.
+TASK_FOR_QUEUE = {"gpu": "worker.tasks.run_gpu_job", "cpu": "worker.tasks.run_cpu_job"}
+HISTORY_LIMIT = 5000  # loss-curve points kept on the row (older ones are thinned)
+LOG_TAIL_CHARS = 20_000
+
+
+def job_dispatch(*, job: Job) -> None:
+    """Send the job's id to its queue once the current transaction commits."""
+    from worker.celery import app  # light: imports no torch and not worker.tasks
+
+    job_id, queue = job.pk, job.queue
+    transaction.on_commit(lambda: app.send_task(TASK_FOR_QUEUE[queue], args=[job_id], queue=queue))
+
+
+def job_launch(
+    *,
+    kind: str,
+    config: dict[str, Any],
+    user=None,
+    input_image_set: ImageSet | None = None,
+    parent: Job | None = None,
+    experiment: Experiment | None = None,
+) -> Job:
+    """Validate and create a job, then enqueue it after commit."""
+    if kind not in Job.Kind.values:
+        raise ApplicationError(
+            f"unknown job kind {kind!r}; choose one of {', '.join(Job.Kind.values)}"
+        )
+    config = validate_job_config(
+        kind=kind, config=config, input_image_set=input_image_set, parent=parent
+    )
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=kind,
+            config=config,
+            created_by=user if user is not None and user.is_authenticated else None,
+            input_image_set=input_image_set,
+            parent=parent,
+            experiment=experiment,
+        )
+        job_dispatch(job=job)
+    return job
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Cancel a queued job at once; ask a running one to stop after its current iteration."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.status == Job.Status.QUEUED:
+            job.status = Job.Status.CANCELLED
+            job.finished_at = timezone.now()
+            job.cancel_requested = True
+        elif job.status == Job.Status.RUNNING:
+            job.cancel_requested = True
+        else:
+            raise ApplicationError(
+                f"job #{job.pk} is {job.status}; only queued or running jobs can be cancelled"
+            )
+        job.save(update_fields=["status", "finished_at", "cancel_requested"])
+    return job
+
+
+def job_resume(*, job: Job) -> Job:
+    """Re-queue a failed or cancelled job; training continues from its last checkpoint."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
+            raise ApplicationError(
+                f"job #{job.pk} is {job.status}; only failed or cancelled jobs can be resumed"
+            )
+        job.status = Job.Status.QUEUED
+        job.cancel_requested = False
+        job.error = ""
+        job.finished_at = None
+        job.save(update_fields=["status", "cancel_requested", "error", "finished_at"])
+        job_dispatch(job=job)
+    return job
+
+
+def job_retry(*, job: Job, user=None) -> Job:
+    """Start the same job again from scratch, as a new job with the same inputs."""
+    return job_launch(
+        kind=job.kind,
+        config=job.config,
+        user=user,
+        input_image_set=job.input_image_set,
+        parent=job.parent,
+        experiment=job.experiment,
+    )
+
+
+# --- worker side -------------------------------------------------------------------------
+
+
+def job_claim(*, job_id: int, worker_host: str) -> Job | None:
+    """Mark the job running on this worker, or return None when it must not run.
+
+    A task may be delivered more than once (``acks_late``, redelivery after a lost
+    worker, a resume): finished jobs and jobs another worker is still beating for
+    are left alone.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:
+            log.warning("job %s does not exist; message dropped", job_id)
+            return None
+        if job.is_finished:
+            return None
+        if job.status == Job.Status.RUNNING and not job.is_stale():
+            log.info("job %s is running on %s; duplicate delivery dropped", job_id, job.worker_host)
+            return None
+        now = timezone.now()
+        job.status = Job.Status.RUNNING
+        job.attempts += 1
+        job.worker_host = worker_host
+        job.started_at = job.started_at or now
+        job.heartbeat_at = now
+        job.error = ""
+        job.traceback = ""
+        job.save()
+    return job
+
+
+def job_heartbeat(*, job_id: int) -> bool:
+    """Record that the worker is alive; returns whether cancellation was requested."""
+    Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+    return Job.objects.filter(pk=job_id, cancel_requested=True).exists()
+
+
+def job_progress_record(
+    *,
+    job_id: int,
+    progress: dict[str, Any],
+    history_point: dict[str, Any] | None = None,
+    device: str = "",
+) -> bool:
+    """Store the latest progress (and a loss-curve point); returns whether to cancel."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        job.progress = progress
+        if history_point is not None:
+            job.history.append(history_point)
+            if len(job.history) > HISTORY_LIMIT:
+                job.history = job.history[::2]
+        if device:
+            job.device = device
+        job.heartbeat_at = timezone.now()
+        job.save(update_fields=["progress", "history", "device", "heartbeat_at"])
+        return job.cancel_requested
+
+
+def job_log(*, job_id: int, line: str) -> None:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        job.log_tail = (job.log_tail + line.rstrip() + "\n")[-LOG_TAIL_CHARS:]
+        job.save(update_fields=["log_tail"])
+
+
+def job_finish(
+    *,
+    job_id: int,
+    status: str,
+    result: dict[str, Any] | None = None,
+    error: str = "",
+    traceback: str = "",
+    **outputs: Any,
+) -> Job:
+    """Close a job as succeeded, failed or cancelled, with its outputs."""
+    if status not in Job.FINISHED:
+        raise ValueError(f"job_finish needs a final status, got {status!r}")
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        job.status = status
+        job.finished_at = timezone.now()
+        job.error = error
+        job.traceback = traceback
+        if result is not None:
+            job.result = result
+        for name, value in outputs.items():
+            setattr(job, name, value)
+        job.save()
+    return job
+
+
+def jobs_reap_stale(*, now=None) -> list[Job]:
+    """Find running jobs whose worker vanished; resume them or, after too many tries, fail them.
+
+    Called when a worker starts, from the admin job list, and by ``manage.py reap_jobs``.
+    """
+    reaped = []
+    for job in Job.objects.filter(status=Job.Status.RUNNING):
+        if not job.is_stale(now=now):
+            continue
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=job.pk)
+            if not job.is_stale(now=now):
+                continue
+            silent = int(
+                ((now or timezone.now()) - (job.heartbeat_at or job.created_at)).total_seconds()
+            )
+            note = f"worker {job.worker_host or '?'} sent no heartbeat for {silent} s"
+            if job.cancel_requested:
+                job.status, job.finished_at = Job.Status.CANCELLED, timezone.now()
+                job.error = f"{note}; it had been asked to cancel"
+            elif job.attempts >= settings.JOB_MAX_ATTEMPTS:
+                job.status, job.finished_at = Job.Status.FAILED, timezone.now()
+                job.error = f"{note}; gave up after {job.attempts} attempts (JOB_MAX_ATTEMPTS)"
+            else:
+                job.status = Job.Status.QUEUED
+                job.log_tail = (
+                    job.log_tail + f"{note}; re-queued to resume from its last checkpoint\n"
+                )[-LOG_TAIL_CHARS:]
+                job_dispatch(job=job)
+            job.save()
+            reaped.append(job)
+    return reaped

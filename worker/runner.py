@@ -1,0 +1,337 @@
+"""Runs one job: loads the row, calls ganlab with a progress callback that writes to
+the row, and registers what it produced through ratingstudy services.
+
+This is the only place where Django and PyTorch meet.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from ratingstudy.catalog.models import Image, ImageSet
+from ratingstudy.jobs.models import Job
+from ratingstudy.jobs.services import (
+    job_claim,
+    job_finish,
+    job_heartbeat,
+    job_log,
+    job_progress_record,
+)
+
+log = logging.getLogger(__name__)
+PROGRESS_WRITE_SECONDS = 1.0
+
+
+class JobCancelled(Exception):
+    pass
+
+
+def job_dir(job: Job) -> Path:
+    path = Path(settings.JOBS_DIR) / f"job-{job.pk}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def local_image_path(image: Image, cache_dir: Path) -> Path:
+    """A local file for a stored image (the file itself on disk storage, else a cached copy)."""
+    try:
+        return Path(default_storage.path(image.file.name))
+    except NotImplementedError:  # remote storage (S3): download once into the job folder
+        target = cache_dir / "inputs" / f"{image.sha256}.png"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with default_storage.open(image.file.name, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        return target
+
+
+class Heartbeat:
+    """Beats for the job from a thread while it runs, so a long step does not look like a dead worker."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self.cancel = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(settings.JOB_HEARTBEAT_SECONDS):
+                if job_heartbeat(job_id=self.job_id):
+                    self.cancel.set()
+        finally:
+            connection.close()
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _progress_writer(job: Job, device: str):
+    """The ganlab progress callback: writes at most once a second, always checks for cancel."""
+    last = 0.0
+
+    def on_progress(progress) -> bool:
+        nonlocal last
+        now = time.monotonic()
+        last_iteration = progress.iteration == progress.iterations_per_epoch
+        if now - last < PROGRESS_WRITE_SECONDS and not last_iteration:
+            return Job.objects.filter(pk=job.pk, cancel_requested=True).exists()
+        last = now
+        data = progress.to_dict() if hasattr(progress, "to_dict") else dict(vars(progress))
+        point = {"step": progress.global_step, "epoch": progress.epoch, "losses": progress.losses}
+        return job_progress_record(job_id=job.pk, progress=data, history_point=point, device=device)
+
+    return on_progress
+
+
+def _split_images(image_set: ImageSet, split: str, label: str | None = None):
+    images = image_set.images.order_by("source_path")
+    if split != "all":
+        images = images.filter(split=split)
+    if label is not None:
+        images = images.filter(label=label)
+    return images
+
+
+def train_config_for(job: Job, folder: Path) -> Any:
+    """The ganlab TrainConfig of a train job (validated again, with architecture rules)."""
+    from ganlab.train import TrainConfig
+
+    cfg = job.config
+    image_set = job.input_image_set
+    domains = {}
+    for side in ("x", "y"):
+        images = _split_images(image_set, cfg["split"], cfg[f"{side}_label"])
+        domains[side] = [str(local_image_path(image, folder)) for image in images]
+    return TrainConfig.from_dict(
+        {
+            "domain_x": domains["x"],
+            "domain_y": domains["y"],
+            "x_label": cfg["x_label"],
+            "y_label": cfg["y_label"],
+            "preset": cfg["preset"],
+            "semi_supervised": cfg["semi_supervised"],
+            "model": {
+                "encoder_weights": cfg["encoder_weights"],
+                "ngf": cfg["ngf"],
+                "ndf": cfg["ndf"],
+            },
+            "label_fraction": cfg["label_fraction"],
+            "image_size": cfg["image_size"],
+            "load_size": cfg["load_size"] or cfg["image_size"],
+            "batch_size": cfg["batch_size"],
+            "n_epochs": cfg["n_epochs"],
+            "n_epochs_decay": cfg["n_epochs_decay"],
+            "seed": cfg["seed"],
+            "checkpoint_every": cfg["checkpoint_every"],
+            "channels_last": cfg["channels_last"],
+            "compile": cfg["compile"],
+        }
+    )
+
+
+def _store_checkpoint(job: Job, path: Path, sha256: str) -> str:
+    """Copy a checkpoint into storage (so other machines and the admin can fetch it)."""
+    name = f"checkpoints/job-{job.pk}/{sha256}.pt"
+    if not default_storage.exists(name):
+        with open(path, "rb") as fh:
+            name = default_storage.save(name, File(fh))
+    return name
+
+
+def run_train(job: Job, heartbeat: Heartbeat) -> None:
+    from ganlab.train import train
+    from ganlab.train.runtime import select_device
+
+    folder = job_dir(job)
+    config = train_config_for(job, folder)
+    device = str(select_device(config.device))
+    latest = folder / "latest.pt"
+    if job.attempts > 1:
+        job_log(
+            job_id=job.pk,
+            line=f"attempt {job.attempts}: "
+            + (
+                f"resuming from {latest.name}"
+                if latest.exists()
+                else "no checkpoint was written yet; starting from scratch"
+            ),
+        )
+    result = train(
+        config,
+        out_dir=folder,
+        on_progress=_progress_writer(job, device),
+        resume=True,
+        stop_event=heartbeat.cancel,
+    )
+    stored = _store_checkpoint(job, result.checkpoint, result.checkpoint_sha256)
+    outcome = result.to_dict()
+    job_log(
+        job_id=job.pk,
+        line=f"{'cancelled' if result.cancelled else 'finished'} after {result.epochs_done} epoch(s); checkpoint {result.checkpoint_sha256[:12]}",
+    )
+    job_finish(
+        job_id=job.pk,
+        status=Job.Status.CANCELLED if result.cancelled else Job.Status.SUCCEEDED,
+        result=outcome,
+        checkpoint=stored,
+        checkpoint_sha256=result.checkpoint_sha256,
+        device=result.device,
+    )
+
+
+def local_checkpoint(job: Job, folder: Path) -> Path:
+    """The train job's stored checkpoint as a local file."""
+    try:
+        return Path(default_storage.path(job.checkpoint))
+    except NotImplementedError:
+        target = folder / f"checkpoint-{job.checkpoint_sha256}.pt"
+        if not target.exists():
+            with default_storage.open(job.checkpoint, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        return target
+
+
+def generated_model_name(train_job: Job) -> str:
+    """How a generated set is grouped in results: the experiment, else preset (+ '-ss')."""
+    if train_job.experiment_id:
+        return train_job.experiment.name
+    cfg = train_job.config
+    return cfg["preset"] + ("-ss" if cfg.get("semi_supervised") else "")
+
+
+def run_generate(job: Job, heartbeat: Heartbeat) -> None:
+    from ganlab.train.generate import generate
+    from ratingstudy.catalog.services import ImageEntry, images_add
+
+    train_job, cfg = job.parent, job.config
+    folder = job_dir(job)
+    direction = cfg["direction"]
+    x_label, y_label = train_job.config["x_label"], train_job.config["y_label"]
+    source_label, target_label = (x_label, y_label) if direction == "AtoB" else (y_label, x_label)
+    source_set = job.input_image_set or train_job.input_image_set
+    sources = {
+        local_image_path(image, folder).resolve(): image
+        for image in _split_images(source_set, cfg["split"], source_label)
+    }
+    if not sources:
+        raise ValueError(
+            f"image set {source_set.name!r} has no {source_label} images in split {cfg['split']!r}"
+        )
+    records = generate(
+        local_checkpoint(train_job, folder),
+        list(sources),
+        out_dir=folder / "generated",
+        direction=direction,
+        batch_size=cfg["batch_size"],
+        reconstructions=True,
+    )
+    if heartbeat.cancel.is_set():
+        raise JobCancelled
+    out, _ = ImageSet.objects.get_or_create(
+        name=f"generated-job{job.pk}",
+        defaults={
+            "kind": ImageSet.Kind.GENERATED,
+            "source": ImageSet.Source.GENERATED,
+            "model_name": generated_model_name(train_job),
+            "description": f"{direction} translations of {source_set.name} ({cfg['split']}) by train job #{train_job.pk}",
+            "import_params": {"job": job.pk, "train_job": train_job.pk, "direction": direction},
+        },
+    )
+    entries, reconstructions = [], {}
+    for record in records:
+        source = sources[Path(record["source"]).resolve()]
+        output = Path(record["output"])
+        if record["kind"] == "reconstruction":
+            name = f"generated/job-{job.pk}/reconstructions/{output.name}"
+            if not default_storage.exists(name):
+                with open(output, "rb") as fh:
+                    name = default_storage.save(name, File(fh))
+            reconstructions[str(source.pk)] = name
+            continue
+        entries.append(
+            ImageEntry(
+                path=output,
+                source_path=output.name,
+                label=target_label,
+                split=source.split,
+                domain=target_label,
+                patient_id=source.patient_id,
+                magnification=source.magnification,
+                subtype=source.subtype,
+                source_image_id=source.pk,
+                direction=direction,
+                checkpoint_sha256=record["checkpoint_sha256"],
+            )
+        )
+    images_add(image_set=out, entries=entries)  # idempotent: a retried job adds nothing twice
+    job_finish(
+        job_id=job.pk,
+        status=Job.Status.SUCCEEDED,
+        output_image_set=out,
+        checkpoint_sha256=train_job.checkpoint_sha256,
+        result={
+            "translations": len(entries),
+            "reconstructions": reconstructions,
+            "direction": direction,
+        },
+    )
+
+
+def _failure_message(exc: BaseException, job: Job) -> str:
+    """Specific, actionable text for the admin (CUDA out-of-memory says what to change)."""
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        cfg = job.config
+        return (
+            f"CUDA out of memory on {job.device or 'the GPU'} "
+            f"(batch_size={cfg.get('batch_size')}, image_size={cfg.get('image_size')}): "
+            "resume with a smaller batch_size or image_size, or free the GPU"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_job(job_id: int) -> str:
+    """Run job ``job_id`` to a final status; returns that status (or 'skipped')."""
+    job = job_claim(job_id=job_id, worker_host=socket.gethostname())
+    if job is None:
+        return "skipped"
+    try:
+        with Heartbeat(job.pk) as heartbeat:
+            RUNNERS[job.kind](job, heartbeat)
+    except JobCancelled:
+        job_finish(job_id=job_id, status=Job.Status.CANCELLED, error="cancelled by a researcher")
+    except Exception as exc:  # any failure is recorded on the row, with its traceback
+        log.exception("job %s failed", job_id)
+        job_finish(
+            job_id=job_id,
+            status=Job.Status.FAILED,
+            error=_failure_message(exc, job),
+            traceback=traceback.format_exc(),
+        )
+    return Job.objects.values_list("status", flat=True).get(pk=job_id)
+
+
+RUNNERS = {
+    Job.Kind.TRAIN: run_train,
+    Job.Kind.GENERATE: run_generate,
+}
