@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 
 from celery.signals import worker_ready
 
@@ -21,6 +22,7 @@ from worker.celery import app
 @app.task(name="worker.tasks.ping")
 def ping(token: str) -> dict:
     """Round-trip check: proves the broker, a worker process and its database."""
+    started = time.time()
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -33,6 +35,7 @@ def ping(token: str) -> dict:
         "database": connection.vendor,
         "database_ok": one == 1,
         "torch_loaded": "torch" in sys.modules,
+        "started": started,
     }
 
 
