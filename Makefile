@@ -1,6 +1,6 @@
 # Two commands: `make run` and `make test`. Everything installs into .venv
 # (or $(VENV) when set: CI caches one outside the clone keyed by requirements.txt).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-16)
@@ -8,9 +8,8 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-16)
 .PHONY: run test install lint bench clean
 
 $(STAMP): requirements.txt
-	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
+	@$(PYTHON) -c "import sys; assert sys.version_info[:2] == (3, 11), sys.version" || { echo "Python 3.11 is required (found $(PYTHON))"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
