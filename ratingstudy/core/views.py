@@ -4,8 +4,8 @@ from functools import cache
 from pathlib import Path
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.cache import cache_control
 from django.shortcuts import render
+from django.views.decorators.cache import cache_control
 
 from ratingstudy.catalog.models import ImageSet
 

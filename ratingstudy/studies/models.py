@@ -1,3 +1,283 @@
-"""Models of the studies app."""
+"""Rating studies: design, invited raters, their sessions, trials and responses.
 
-from django.db import models  # noqa: F401
+Truth (real or generated, which model, benign or malignant) lives only on
+``catalog.Image`` and its ``ImageSet``; a rater's browser sees trials through
+their opaque ``Trial.token`` and never any of those fields. The "model" of a
+generated image is ``image.image_set.model_name``; real images form their own group.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from ratingstudy.catalog.models import Image, ImageSet
+
+QUALITY_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}  # ITU-R BT.500 ACR
+CONFIDENCE_LABELS = {1: "Guessing", 2: "Fairly sure", 3: "Certain"}
+
+
+def new_invitation_token() -> str:
+    """256 random bits, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def new_trial_token() -> str:
+    """128 random bits, URL-safe (22 characters): the only name a browser has for a trial image."""
+    return secrets.token_urlsafe(16)
+
+
+def new_study_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+@dataclass(frozen=True)
+class StudyDesign:
+    """The part of a study that decides which trials a rater gets (see ``sampling.trials_draw``)."""
+
+    images_per_rater: int
+    balance: str
+    practice_trials: int
+    corrupted_checks: int
+    repeat_checks: int
+
+
+class Study(models.Model):
+    """A rating study: the image sets it draws from, what raters are asked, and how trials are drawn."""
+
+    class Task(models.TextChoices):
+        REAL_FAKE = "real_fake", "Real or generated"
+        QUALITY = "quality", "Quality 1-5"
+        BOTH = "both", "Real or generated, and quality 1-5"
+
+    class Balance(models.TextChoices):
+        STRATIFIED = "stratified", "Half real, half generated; stratified by model and by benign/malignant"
+        RANDOM = "random", "Uniform random draw from all images"
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True, help_text="For researchers only; never shown to raters.")
+    instructions = models.TextField(help_text="Shown to raters before they start (plain text).")
+    consent_text = models.TextField(
+        blank=True, help_text="If set, raters must tick a box agreeing to it before they start."
+    )
+    real_image_sets = models.ManyToManyField(
+        ImageSet, related_name="real_in_studies", limit_choices_to={"kind": ImageSet.Kind.REAL}
+    )
+    generated_image_sets = models.ManyToManyField(
+        ImageSet,
+        related_name="generated_in_studies",
+        limit_choices_to={"kind": ImageSet.Kind.GENERATED},
+        blank=True,
+    )
+    task = models.CharField(max_length=16, choices=Task.choices, default=Task.BOTH)
+    ask_confidence = models.BooleanField(
+        default=False, help_text="Ask how confident the rater is in the real/generated judgment (1-3)."
+    )
+    images_per_rater = models.PositiveIntegerField(
+        default=40, validators=[MinValueValidator(2)], help_text="Analysed trials per rater (practice and checks excluded)."
+    )
+    balance = models.CharField(max_length=16, choices=Balance.choices, default=Balance.STRATIFIED)
+    raters_per_image = models.PositiveIntegerField(
+        default=3,
+        validators=[MinValueValidator(1)],
+        help_text="Target number of raters per image; sessions prefer the least-seen images.",
+    )
+    practice_trials = models.PositiveIntegerField(
+        default=4, help_text="Trials with feedback before the study proper; excluded from analysis."
+    )
+    corrupted_checks = models.PositiveIntegerField(
+        default=1, help_text="Attention checks showing a visibly corrupted image (expected: low quality / generated)."
+    )
+    repeat_checks = models.PositiveIntegerField(
+        default=2, help_text="Attention checks repeating an earlier image later in the session (intra-rater consistency)."
+    )
+    exposure_ms = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(100)],
+        help_text="If set, the image is hidden after this many milliseconds; answering time stays unlimited.",
+    )
+    image_size = models.PositiveIntegerField(
+        default=512,
+        validators=[MinValueValidator(32), MaxValueValidator(2048)],
+        help_text="Every image is centre-cropped to a square and served as a PNG of this many pixels a side.",
+    )
+    seed = models.BigIntegerField(default=new_study_seed, help_text="Sessions derive their seed from it.")
+    is_open = models.BooleanField(default=False, help_text="Raters can only rate while the study is open.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "studies"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def asks_real_fake(self) -> bool:
+        return self.task in (self.Task.REAL_FAKE, self.Task.BOTH)
+
+    @property
+    def asks_quality(self) -> bool:
+        return self.task in (self.Task.QUALITY, self.Task.BOTH)
+
+    @property
+    def trials_after_practice(self) -> int:
+        """How many trials a rater answers after the practice (analysed ones and attention checks)."""
+        return self.images_per_rater + self.corrupted_checks + self.repeat_checks
+
+    @property
+    def design(self) -> StudyDesign:
+        return StudyDesign(
+            images_per_rater=self.images_per_rater,
+            balance=self.balance,
+            practice_trials=self.practice_trials,
+            corrupted_checks=self.corrupted_checks,
+            repeat_checks=self.repeat_checks,
+        )
+
+
+class Rater(models.Model):
+    """One invited person in one study, known only by their invitation token and short profile."""
+
+    class Role(models.TextChoices):
+        PATHOLOGIST = "pathologist", "Pathologist"
+        RESIDENT = "resident", "Pathology resident / trainee"
+        CLINICIAN = "clinician", "Other clinician"
+        SCIENTIST = "scientist", "Researcher / scientist"
+        OTHER = "other", "Other"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="raters")
+    token = models.CharField(max_length=64, unique=True, default=new_invitation_token, editable=False)
+    note = models.CharField(
+        max_length=200, blank=True, help_text="Whom this link was sent to (staff only, never shown to raters)."
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, blank=True)
+    years_experience = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(70)])
+    specialty = models.CharField(max_length=200, blank=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    profile_completed_at = models.DateTimeField(null=True, blank=True)
+    revoked = models.BooleanField(default=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["study_id", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"rater {self.pk} ({self.note or 'no note'}) in {self.study}"
+
+    def get_absolute_url(self) -> str:
+        """The path of the invitation link (prefix the site's origin to send it)."""
+        return reverse("studies:invitation", kwargs={"token": self.token})
+
+    @property
+    def has_profile(self) -> bool:
+        return self.profile_completed_at is not None
+
+
+class Session(models.Model):
+    """A rater's one pass through a study; its trials are drawn once, from ``seed``, and stored."""
+
+    rater = models.OneToOneField(Rater, on_delete=models.CASCADE, related_name="session")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="sessions")
+    seed = models.BigIntegerField()
+    user_agent = models.CharField(max_length=400, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study_id", "started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"session {self.pk} of {self.rater}"
+
+    @property
+    def is_complete(self) -> bool:
+        return self.completed_at is not None
+
+
+class Trial(models.Model):
+    """One image shown at one position of a session, named to the browser only by ``token``."""
+
+    class AttentionCheck(models.TextChoices):
+        NONE = "", "None"
+        CORRUPTED = "corrupted", "Corrupted image"
+        REPEAT = "repeat", "Repeated image"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trials")
+    index = models.PositiveIntegerField(help_text="0-based position; practice trials come first.")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="trials")
+    token = models.CharField(max_length=32, unique=True, default=new_trial_token, editable=False)
+    is_practice = models.BooleanField(default=False)
+    attention_check = models.CharField(
+        max_length=16, choices=AttentionCheck.choices, blank=True, default=AttentionCheck.NONE
+    )
+    repeat_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="repeats"
+    )
+    shown_at = models.DateTimeField(null=True, blank=True, help_text="When the server first sent this trial.")
+
+    class Meta:
+        ordering = ["session_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "index"], name="trial_unique_index_in_session"),
+            models.CheckConstraint(
+                condition=(Q(attention_check="repeat") & Q(repeat_of__isnull=False))
+                | (~Q(attention_check="repeat") & Q(repeat_of__isnull=True)),
+                name="trial_repeat_of_iff_repeat_check",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_practice=False) | Q(attention_check=""),
+                name="trial_practice_is_not_attention_check",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"trial {self.index} of session {self.session_id}"
+
+    @property
+    def is_analysed(self) -> bool:
+        """Counts in the main analysis: neither practice nor an attention check."""
+        return not self.is_practice and not self.attention_check
+
+
+class Response(models.Model):
+    """The one answer to a trial; the one-to-one key makes the database refuse a second."""
+
+    trial = models.OneToOneField(Trial, on_delete=models.CASCADE, related_name="response")
+    judged_real = models.BooleanField(null=True, blank=True, help_text="None when the study does not ask.")
+    confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 guessing, 2 fairly sure, 3 certain.")
+    quality = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="ACR: 1 bad, 2 poor, 3 fair, 4 good, 5 excellent."
+    )
+    client_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Browser: from the image being displayed to the answer being sent."
+    )
+    server_ms = models.PositiveIntegerField(help_text="Server: from the trial page being first sent to the answer arriving.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["trial_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quality__isnull=True) | Q(quality__gte=1, quality__lte=5), name="response_quality_1_to_5"
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=1, confidence__lte=3),
+                name="response_confidence_1_to_3",
+            ),
+            models.CheckConstraint(
+                condition=Q(judged_real__isnull=False) | Q(quality__isnull=False),
+                name="response_answers_something",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"response to {self.trial}"

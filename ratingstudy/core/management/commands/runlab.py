@@ -6,6 +6,7 @@ Running it again reuses the database, the demo data and the admin account.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import signal
@@ -49,7 +50,9 @@ class Command(BaseCommand):
         invitation = None
         if "seed_demo_study" in get_commands():
             invitation = call_command(
-                "seed_demo_study", base_url=f"http://{options['host']}:{options['port']}"
+                "seed_demo_study",
+                base_url=f"http://{options['host']}:{options['port']}",
+                stdout=io.StringIO(),  # the link is printed once, below
             )
         password = self._ensure_admin()
 

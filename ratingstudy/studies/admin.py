@@ -1,0 +1,238 @@
+"""Study design, invitations and session overview for staff."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet, Value
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from ratingstudy.catalog.models import ImageSet
+from ratingstudy.studies.models import Rater, Session, Study, StudyDesign
+from ratingstudy.studies.sampling import design_problems
+from ratingstudy.studies.selectors import raters_needed, session_progress
+from ratingstudy.studies.services import rater_reinstate, rater_revoke, raters_create
+
+
+def _with_origin(queryset: QuerySet[Rater], request: HttpRequest) -> QuerySet[Rater]:
+    """Carry the site's origin on each row, so that read-only fields can show full links."""
+    return queryset.annotate(_origin=Value(request.build_absolute_uri("/").rstrip("/")))
+
+
+@admin.display(description="invitation link")
+def invitation_link(rater: Rater) -> str:
+    if not rater.pk:
+        return "-"
+    url = getattr(rater, "_origin", "") + rater.get_absolute_url()
+    return format_html('<input type="text" readonly value="{}" size="60" aria-label="invitation link">', url)
+
+
+class StudyForm(forms.ModelForm):
+    """Checks the design against the chosen image sets before anything is saved."""
+
+    new_invitations = forms.IntegerField(
+        min_value=0,
+        max_value=500,
+        initial=0,
+        required=False,
+        help_text="Create this many new invitation links when saving.",
+    )
+
+    class Meta:
+        model = Study
+        fields = [
+            "name",
+            "is_open",
+            "description",
+            "real_image_sets",
+            "generated_image_sets",
+            "image_size",
+            "task",
+            "ask_confidence",
+            "images_per_rater",
+            "balance",
+            "raters_per_image",
+            "practice_trials",
+            "corrupted_checks",
+            "repeat_checks",
+            "exposure_ms",
+            "seed",
+            "instructions",
+            "consent_text",
+        ]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.errors:
+            return data
+        real: list[ImageSet] = list(data.get("real_image_sets") or [])
+        generated: list[ImageSet] = list(data.get("generated_image_sets") or [])
+        design = StudyDesign(
+            images_per_rater=data["images_per_rater"],
+            balance=data["balance"],
+            practice_trials=data["practice_trials"],
+            corrupted_checks=data["corrupted_checks"],
+            repeat_checks=data["repeat_checks"],
+        )
+        problems = design_problems(
+            design=design,
+            n_real=sum(s.images.count() for s in real),
+            n_generated=sum(s.images.count() for s in generated),
+        )
+        if problems:
+            raise forms.ValidationError(problems)
+        return data
+
+
+class RaterInline(admin.TabularInline):
+    model = Rater
+    extra = 0
+    can_delete = False
+    fields = ["note", invitation_link, "role", "years_experience", "specialty", "revoked", "progress"]
+    readonly_fields = [invitation_link, "role", "years_experience", "specialty", "progress"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Rater]:
+        return _with_origin(super().get_queryset(request), request)
+
+    @admin.display(description="progress")
+    def progress(self, rater: Rater) -> str:
+        session = Session.objects.filter(rater=rater).first()
+        if session is None:
+            return "not started"
+        progress = session_progress(session=session)
+        return "complete" if session.is_complete else f"{progress.percent}%"
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    form = StudyForm
+    list_display = ["name", "is_open", "task", "images_per_rater", "rater_count", "completed_count", "created_at"]
+    list_filter = ["is_open", "task"]
+    search_fields = ["name"]
+    filter_horizontal = ["real_image_sets", "generated_image_sets"]
+    readonly_fields = ["created_at", "pool_summary"]
+    inlines = [RaterInline]
+    actions = ["open_studies", "close_studies"]
+    fieldsets = [
+        (None, {"fields": ["name", "is_open", "description", "created_at"]}),
+        ("Images", {"fields": ["real_image_sets", "generated_image_sets", "pool_summary", "image_size"]}),
+        (
+            "Design",
+            {
+                "fields": [
+                    "task",
+                    "ask_confidence",
+                    "images_per_rater",
+                    "balance",
+                    "raters_per_image",
+                    "practice_trials",
+                    "corrupted_checks",
+                    "repeat_checks",
+                    "exposure_ms",
+                    "seed",
+                ]
+            },
+        ),
+        ("What raters read", {"fields": ["instructions", "consent_text"]}),
+        ("Invitations", {"fields": ["new_invitations"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _raters=Count("raters", distinct=True),
+                _completed=Count("sessions", filter=Q(sessions__completed_at__isnull=False), distinct=True),
+            )
+        )
+
+    @admin.display(description="raters", ordering="_raters")
+    def rater_count(self, study: Study) -> int:
+        return study._raters
+
+    @admin.display(description="completed", ordering="_completed")
+    def completed_count(self, study: Study) -> int:
+        return study._completed
+
+    @admin.display(description="pool")
+    def pool_summary(self, study: Study) -> str:
+        if not study.pk:
+            return "Save to see the pool."
+        real = sum(s.images.count() for s in study.real_image_sets.all())
+        generated = sum(s.images.count() for s in study.generated_image_sets.all())
+        return (
+            f"{real} real and {generated} generated images; {raters_needed(study=study)} raters are needed "
+            f"for each image to be seen by {study.raters_per_image}."
+        )
+
+    def save_related(self, request: HttpRequest, form: StudyForm, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        count = form.cleaned_data.get("new_invitations") or 0
+        if count:
+            raters_create(study=form.instance, count=count)
+            messages.success(request, f"Created {count} invitation link(s); copy them from the raters below.")
+
+    @admin.action(description="Open the selected studies to raters")
+    def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        queryset.update(is_open=True)
+
+    @admin.action(description="Close the selected studies (links are refused politely)")
+    def close_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        queryset.update(is_open=False)
+
+
+@admin.register(Rater)
+class RaterAdmin(admin.ModelAdmin):
+    list_display = ["pk", "study", "note", "role", "years_experience", "revoked", "created_at"]
+    list_filter = ["study", "revoked", "role"]
+    search_fields = ["note", "specialty"]
+    readonly_fields = [
+        invitation_link,
+        "role",
+        "years_experience",
+        "specialty",
+        "consented_at",
+        "profile_completed_at",
+        "revoked",
+        "revoked_at",
+        "created_at",
+    ]
+    actions = ["revoke", "reinstate"]
+
+    def get_fields(self, request: HttpRequest, obj: Rater | None = None) -> list:
+        return ["study", "note"] if obj is None else ["study", "note", *self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Rater | None = None) -> list:
+        return [] if obj is None else ["study", *self.readonly_fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Rater]:
+        return _with_origin(super().get_queryset(request), request)
+
+    @admin.action(description="Revoke the selected invitation links")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Rater]) -> None:
+        for rater in queryset:
+            rater_revoke(rater=rater)
+        messages.success(request, f"Revoked {queryset.count()} link(s).")
+
+    @admin.action(description="Reinstate the selected invitation links")
+    def reinstate(self, request: HttpRequest, queryset: QuerySet[Rater]) -> None:
+        for rater in queryset:
+            rater_reinstate(rater=rater)
+        messages.success(request, f"Reinstated {queryset.count()} link(s).")
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    list_display = ["pk", "study", "rater", "started_at", "completed_at", "answered"]
+    list_filter = ["study"]
+    readonly_fields = ["rater", "study", "seed", "user_agent", "started_at", "completed_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="answered")
+    def answered(self, session: Session) -> str:
+        progress = session_progress(session=session)
+        return f"{progress.practice_done + progress.main_done} / {progress.practice_total + progress.main_total}"

@@ -1,0 +1,196 @@
+"""Drawing a session's trials: a pure function of the design, the image pools and a seed.
+
+Order of a session: practice trials first (with feedback, excluded from
+analysis), then the analysed trials shuffled together with the attention
+checks. A corrupted check shows a visibly damaged copy of one of the session's
+images; a repeat check shows an earlier analysed image again, at least a
+quarter of the session later, for intra-rater consistency.
+
+``STRATIFIED`` balance: half the analysed images real, half generated (an odd
+one out goes to a side drawn at random); each half is split as evenly as
+possible over its strata, real images by label (benign/malignant) and generated
+images by (model, label). Within a stratum the images seen by the fewest raters
+so far are taken first (ties broken at random), so that coverage of the pool
+evens out across sessions (the study's ``raters_per_image`` target).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ratingstudy.errors import ApplicationError
+from ratingstudy.studies.models import Study, StudyDesign, Trial
+
+
+@dataclass(frozen=True)
+class PoolImage:
+    """What the draw may know about an image (never shown to a rater)."""
+
+    image_id: int
+    is_real: bool
+    label: str
+    model_name: str  # "" for real images
+
+    @property
+    def stratum(self) -> tuple[bool, str, str]:
+        return (self.is_real, self.model_name, self.label)
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One position of a drawn session; ``repeat_of`` is the position of the original."""
+
+    image_id: int
+    is_practice: bool = False
+    attention_check: str = Trial.AttentionCheck.NONE
+    repeat_of: int | None = None
+
+
+def session_seed(*, study_seed: int, rater_id: int) -> int:
+    """A session's seed, derived from the study's seed and the rater so that it can be recomputed."""
+    return int(np.random.SeedSequence([study_seed, rater_id]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _least_seen(
+    images: Sequence[PoolImage], count: int, seen: Mapping[int, int], rng: np.random.Generator
+) -> list[PoolImage]:
+    tiebreak = rng.permutation(len(images))
+    ranked = sorted(range(len(images)), key=lambda i: (seen.get(images[i].image_id, 0), tiebreak[i]))
+    return [images[i] for i in ranked[:count]]
+
+
+def _split_evenly(sizes: Sequence[int], total: int, rng: np.random.Generator) -> list[int]:
+    """Quotas summing to ``total``, as equal as the stratum ``sizes`` allow; extra ones go to random strata."""
+    quotas = [0] * len(sizes)
+    remaining = total
+    while remaining:
+        open_strata = [i for i, size in enumerate(sizes) if quotas[i] < size]
+        if not open_strata:
+            raise ApplicationError(f"cannot draw {total} images from strata of sizes {list(sizes)}")
+        share, extra = divmod(remaining, len(open_strata))
+        lucky = set(rng.permutation(open_strata)[:extra].tolist())
+        for i in open_strata:
+            grant = min(share + (i in lucky), sizes[i] - quotas[i])
+            quotas[i] += grant
+            remaining -= grant
+    return quotas
+
+
+def _draw_stratified(
+    images: Sequence[PoolImage], count: int, seen: Mapping[int, int], rng: np.random.Generator
+) -> list[PoolImage]:
+    strata: dict[tuple[bool, str, str], list[PoolImage]] = defaultdict(list)
+    for image in images:
+        strata[image.stratum].append(image)
+    keys = sorted(strata)
+    quotas = _split_evenly([len(strata[k]) for k in keys], count, rng)
+    chosen: list[PoolImage] = []
+    for key, quota in zip(keys, quotas, strict=True):
+        chosen += _least_seen(strata[key], quota, seen, rng)
+    return chosen
+
+
+def _draw_analysed(
+    design: StudyDesign, pool: Sequence[PoolImage], seen: Mapping[int, int], rng: np.random.Generator
+) -> list[PoolImage]:
+    if design.balance == Study.Balance.RANDOM:
+        return _least_seen(pool, design.images_per_rater, seen, rng)
+    real = [p for p in pool if p.is_real]
+    generated = [p for p in pool if not p.is_real]
+    n_real = design.images_per_rater // 2
+    if design.images_per_rater % 2 and rng.random() < 0.5:
+        n_real += 1
+    if n_real > len(real) or design.images_per_rater - n_real > len(generated):
+        raise ApplicationError(
+            f"a balanced session needs {n_real} real and {design.images_per_rater - n_real} generated images; "
+            f"the study has {len(real)} real and {len(generated)} generated"
+        )
+    return _draw_stratified(real, n_real, seen, rng) + _draw_stratified(
+        generated, design.images_per_rater - n_real, seen, rng
+    )
+
+
+def design_problems(*, design: StudyDesign, n_real: int, n_generated: int) -> list[str]:
+    """Why ``design`` cannot be drawn from pools of these sizes (empty when it can)."""
+    problems = []
+    balanced = design.balance == Study.Balance.STRATIFIED
+    n_main = design.images_per_rater
+    if balanced and n_real < (n_main + 1) // 2:
+        problems.append(f"{(n_main + 1) // 2} real images are needed per rater, the real sets hold {n_real}")
+    if balanced and n_generated < (n_main + 1) // 2:
+        problems.append(
+            f"{(n_main + 1) // 2} generated images are needed per rater, the generated sets hold {n_generated}"
+        )
+    if n_real + n_generated < n_main + design.practice_trials:
+        problems.append(
+            f"{n_main} analysed + {design.practice_trials} practice images are needed per rater "
+            f"(practice images are not reused), the sets hold {n_real + n_generated}"
+        )
+    if design.repeat_checks > n_main // 2:
+        problems.append(f"at most {n_main // 2} repeat checks fit in {n_main} analysed trials")
+    if design.corrupted_checks > n_main:
+        problems.append(f"at most {n_main} corrupted checks fit in {n_main} analysed trials")
+    return problems
+
+
+def trials_draw(
+    *, design: StudyDesign, pool: Sequence[PoolImage], seed: int, seen: Mapping[int, int] | None = None
+) -> list[PlannedTrial]:
+    """Draw a session's trials in order. Same arguments, same result.
+
+    ``pool`` must be in a stable order (the selector sorts by id); ``seen`` maps
+    an image id to how many sessions of the study already have it.
+    """
+    problems = design_problems(
+        design=design,
+        n_real=sum(p.is_real for p in pool),
+        n_generated=sum(not p.is_real for p in pool),
+    )
+    if problems:
+        raise ApplicationError("the study design cannot be drawn: " + "; ".join(problems))
+    rng = np.random.default_rng(seed)
+    seen = seen or {}
+    analysed = _draw_analysed(design, pool, seen, rng)
+
+    used = {p.image_id for p in analysed}
+    rest = [p for p in pool if p.image_id not in used]
+    practice: list[PoolImage] = []
+    if design.practice_trials:
+        # Alternate real and generated where possible so that the feedback shows both.
+        by_kind = [[p for p in rest if p.is_real], [p for p in rest if not p.is_real]]
+        by_kind = [[group[i] for i in rng.permutation(len(group))] for group in by_kind]
+        first = int(rng.integers(2))
+        while len(practice) < design.practice_trials:
+            group = by_kind[(first + len(practice)) % 2] or by_kind[(first + len(practice) + 1) % 2]
+            practice.append(group.pop())
+
+    # The session after practice, as (kind, index into ``analysed``) pairs.
+    order: list[tuple[str, int]] = [("main", i) for i in range(len(analysed))]
+    corrupted = rng.choice(len(analysed), size=design.corrupted_checks, replace=False)
+    order += [(Trial.AttentionCheck.CORRUPTED, int(i)) for i in sorted(corrupted.tolist())]
+    order = [order[i] for i in rng.permutation(len(order))]
+    # Each repeat check repeats a distinct analysed image, preferably a quarter of the session later.
+    for _ in range(design.repeat_checks):
+        gap = max(1, len(order) // 4)
+        repeated = {i for kind, i in order if kind == Trial.AttentionCheck.REPEAT}
+        candidates = [p for p, (kind, i) in enumerate(order) if kind == "main" and i not in repeated]
+        early = [p for p in candidates if p < len(order) - gap]
+        original = int(rng.choice(early or candidates))
+        position = int(rng.integers(min(original + gap + 1, len(order)), len(order) + 1))
+        order.insert(position, (Trial.AttentionCheck.REPEAT, order[original][1]))
+
+    planned = [PlannedTrial(image_id=p.image_id, is_practice=True) for p in practice]
+    main_position = {i: len(planned) + p for p, (kind, i) in enumerate(order) if kind == "main"}
+    for kind, i in order:
+        planned.append(
+            PlannedTrial(
+                image_id=analysed[i].image_id,
+                attention_check="" if kind == "main" else kind,
+                repeat_of=main_position[i] if kind == Trial.AttentionCheck.REPEAT else None,
+            )
+        )
+    return planned

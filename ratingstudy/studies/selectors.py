@@ -1,0 +1,162 @@
+"""Reads for rating studies. Raters reach rows only through their invitation token."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from ratingstudy.catalog.models import Image, ImageSet
+from ratingstudy.errors import ApplicationError
+from ratingstudy.studies.models import Rater, Session, Study, Trial
+from ratingstudy.studies.sampling import PoolImage
+
+
+class InvitationRefused(ApplicationError):
+    """A known invitation that may not be used now (revoked, or the study is closed)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a rater stands, counting practice and the study proper separately."""
+
+    practice_done: int
+    practice_total: int
+    main_done: int
+    main_total: int
+
+    @property
+    def in_practice(self) -> bool:
+        return self.practice_done < self.practice_total
+
+    @property
+    def current_label(self) -> str:
+        """The next trial's place, e.g. "Practice 2 of 4" or "Image 7 of 44"."""
+        if self.in_practice:
+            return f"Practice {self.practice_done + 1} of {self.practice_total}"
+        return f"Image {min(self.main_done + 1, self.main_total)} of {self.main_total}"
+
+    @property
+    def practice_done_label(self) -> str:
+        return f"Practice {self.practice_done} of {self.practice_total}"
+
+    @property
+    def percent(self) -> int:
+        total = self.practice_total + self.main_total
+        return round(100 * (self.practice_done + self.main_done) / total) if total else 100
+
+
+def rater_get(*, token: str) -> Rater:
+    """The rater holding ``token``; 404 for an unknown token, :class:`InvitationRefused` for an unusable one."""
+    rater = Rater.objects.select_related("study").filter(token=token).first()
+    if rater is None:
+        raise Http404("unknown invitation")
+    if rater.revoked:
+        raise InvitationRefused(
+            "This invitation link has been withdrawn. If you think this is a mistake, "
+            "please contact the study team who sent it to you.",
+            extra={"reason": "revoked"},
+        )
+    if not rater.study.is_open:
+        raise InvitationRefused(
+            "This study is not open at the moment. Thank you for your interest; "
+            "the study team will let you know if it reopens.",
+            extra={"reason": "closed"},
+        )
+    return rater
+
+
+def session_of_rater(*, rater: Rater) -> Session | None:
+    return Session.objects.filter(rater=rater).first()
+
+
+def trial_get(*, rater: Rater, trial_token: str) -> Trial:
+    """A trial of this rater's own session; 404 for any other token."""
+    trial = (
+        Trial.objects.select_related("session", "image")
+        .filter(token=trial_token, session__rater=rater)
+        .first()
+    )
+    if trial is None:
+        raise Http404("unknown trial")
+    return trial
+
+
+def session_next_trial(*, session: Session) -> Trial | None:
+    """The first unanswered trial in order, or None when the session is finished."""
+    return session.trials.filter(response__isnull=True).order_by("index").first()
+
+
+def session_progress(*, session: Session) -> Progress:
+    answered = Q(response__isnull=False)
+    counts = session.trials.aggregate(
+        practice_done=Count("pk", filter=Q(is_practice=True) & answered),
+        practice_total=Count("pk", filter=Q(is_practice=True)),
+        main_done=Count("pk", filter=Q(is_practice=False) & answered),
+        main_total=Count("pk", filter=Q(is_practice=False)),
+    )
+    return Progress(**counts)
+
+
+def study_images(*, study: Study) -> QuerySet[Image]:
+    """Every image the study draws from, real and generated."""
+    return Image.objects.filter(
+        Q(image_set__in=study.real_image_sets.all()) | Q(image_set__in=study.generated_image_sets.all())
+    ).select_related("image_set")
+
+
+def study_pool(*, study: Study) -> list[PoolImage]:
+    """The study's images as the draw sees them, in id order (the draw's input must be stable)."""
+    return [
+        PoolImage(
+            image_id=image.pk,
+            is_real=image.image_set.kind == ImageSet.Kind.REAL,
+            label=image.label,
+            model_name="" if image.image_set.kind == ImageSet.Kind.REAL else image.image_set.model_name,
+        )
+        for image in study_images(study=study).order_by("pk")
+    ]
+
+
+def study_exposure_counts(*, study: Study) -> dict[int, int]:
+    """Image id -> number of sessions of the study that have it as an analysed trial."""
+    rows = (
+        Trial.objects.filter(session__study=study, is_practice=False, attention_check="")
+        .values_list("image_id", flat=True)
+    )
+    return dict(Counter(rows))
+
+
+def raters_needed(*, study: Study) -> int:
+    """Invitations needed so that every image is seen by ``raters_per_image`` raters."""
+    pool = study_images(study=study).count()
+    return -(-pool * study.raters_per_image // study.images_per_rater) if study.images_per_rater else 0
+
+
+@dataclass(frozen=True)
+class PracticeFeedback:
+    """What a rater is told after a practice trial (never after a trial of the study proper)."""
+
+    was_real: bool
+    judged_real: bool | None
+    quality: int | None
+    last_practice: bool
+
+    @property
+    def correct(self) -> bool | None:
+        return None if self.judged_real is None else self.judged_real == self.was_real
+
+
+def practice_feedback(*, trial: Trial) -> PracticeFeedback:
+    """Feedback on an answered practice trial; 404 for any other trial (the truth stays hidden)."""
+    response = getattr(trial, "response", None) if trial.is_practice else None
+    if response is None:
+        raise Http404("no feedback for this trial")
+    return PracticeFeedback(
+        was_real=trial.image.image_set.kind == ImageSet.Kind.REAL,
+        judged_real=response.judged_real,
+        quality=response.quality,
+        last_practice=not trial.session.trials.filter(is_practice=True, index__gt=trial.index).exists(),
+    )

@@ -1,0 +1,185 @@
+"""Rater-facing pages. Every URL starts with the rater's invitation token; nothing here needs a login.
+
+Views stay thin: they resolve the rater (404 for an unknown token, a polite
+refusal for a revoked link or a closed study), call one selector or service,
+and render or redirect (POST, then redirect, so refresh and back never resubmit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from ratingstudy.errors import ApplicationError
+from ratingstudy.studies import rendering
+from ratingstudy.studies.forms import AnswerForm, ProfileForm
+from ratingstudy.studies.models import CONFIDENCE_LABELS, QUALITY_LABELS, Rater, Study, Trial
+from ratingstudy.studies.selectors import (
+    InvitationRefused,
+    practice_feedback,
+    rater_get,
+    session_next_trial,
+    session_of_rater,
+    session_progress,
+    trial_get,
+)
+from ratingstudy.studies.services import (
+    AlreadyAnswered,
+    rater_profile_update,
+    rating_submit,
+    session_start,
+    trial_mark_shown,
+)
+
+RaterView = Callable[..., HttpResponse]
+
+
+def rater_view(view: RaterView) -> RaterView:
+    """Resolve ``token`` to a usable rater, or answer with a polite refusal page (403).
+
+    Nothing a rater gets may be cached: the back button then asks the server,
+    which answers with the current trial.
+    """
+
+    @wraps(view)
+    @never_cache
+    def wrapper(request: HttpRequest, token: str, **kwargs: str) -> HttpResponse:
+        try:
+            rater = rater_get(token=token)
+        except InvitationRefused as exc:
+            return render(request, "studies/refused.html", {"message": exc.message}, status=403)
+        return view(request, rater, **kwargs)
+
+    return wrapper
+
+
+def _not_ready(request: HttpRequest) -> HttpResponse:
+    message = "This study is not ready yet. Please try again later or contact the study team."
+    return render(request, "studies/refused.html", {"message": message}, status=503)
+
+
+@require_http_methods(["GET", "POST"])
+@rater_view
+def invitation(request: HttpRequest, rater: Rater) -> HttpResponse:
+    """Welcome page: instructions, consent and the short profile; returning raters go straight on."""
+    if rater.has_profile:
+        return redirect("studies:trial", token=rater.token)
+    form = ProfileForm(request.POST or None, study=rater.study)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            rater_profile_update(
+                rater=rater,
+                role=data["role"],
+                years_experience=data["years_experience"],
+                specialty=data["specialty"],
+                consented=data.get("consent", False),
+            )
+            session_start(rater=rater, user_agent=request.headers.get("User-Agent", ""))
+        except ApplicationError:
+            return _not_ready(request)
+        return redirect("studies:trial", token=rater.token)
+    return render(request, "studies/welcome.html", {"rater": rater, "study": rater.study, "form": form})
+
+
+def _render_trial(request: HttpRequest, rater: Rater, trial: Trial, form: AnswerForm, status: int = 200) -> HttpResponse:
+    study: Study = rater.study
+    context = {
+        "rater": rater,
+        "study": study,
+        "trial": trial,
+        "form": form,
+        "progress": session_progress(session=trial.session),
+        "quality_labels": QUALITY_LABELS.items(),
+        "confidence_labels": CONFIDENCE_LABELS.items(),
+    }
+    return render(request, "studies/trial.html", context, status=status)
+
+
+@require_GET
+@rater_view
+def trial(request: HttpRequest, rater: Rater) -> HttpResponse:
+    """The next unanswered trial of the rater's session (so reopening the link resumes)."""
+    if not rater.has_profile:
+        return redirect("studies:invitation", token=rater.token)
+    session = session_of_rater(rater=rater)
+    if session is None:
+        try:
+            session = session_start(rater=rater, user_agent=request.headers.get("User-Agent", ""))
+        except ApplicationError:
+            return _not_ready(request)
+    current = session_next_trial(session=session)
+    if current is None:
+        return redirect("studies:complete", token=rater.token)
+    trial_mark_shown(trial=current)
+    return _render_trial(request, rater, current, AnswerForm(study=rater.study))
+
+
+@require_POST
+@rater_view
+def answer(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
+    """Store the answer to one trial, then go to practice feedback or the next trial."""
+    current = trial_get(rater=rater, trial_token=trial_token)
+    form = AnswerForm(request.POST, study=rater.study)
+    if not form.is_valid():
+        return _render_trial(request, rater, current, form, status=400)
+    try:
+        rating_submit(trial=current, answer=form.answer())
+    except AlreadyAnswered:
+        return redirect("studies:trial", token=rater.token)
+    except ApplicationError as exc:
+        form.add_error(None, exc.message)
+        return _render_trial(request, rater, current, form, status=400)
+    if current.is_practice:
+        return redirect("studies:feedback", token=rater.token, trial_token=current.token)
+    return redirect("studies:trial", token=rater.token)
+
+
+@require_GET
+@rater_view
+def feedback(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
+    """After a practice trial: whether the image was real or generated."""
+    current = trial_get(rater=rater, trial_token=trial_token)
+    context = {
+        "rater": rater,
+        "study": rater.study,
+        "trial": current,
+        "feedback": practice_feedback(trial=current),
+        "progress": session_progress(session=current.session),
+        "quality_labels": QUALITY_LABELS,
+    }
+    return render(request, "studies/feedback.html", context)
+
+
+@require_GET
+@rater_view
+def image(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
+    """A trial's image, re-encoded: same format, size and headers for every image, no metadata."""
+    current = trial_get(rater=rater, trial_token=trial_token)
+    with current.image.file.open("rb") as stored:
+        data = stored.read()
+    corrupt_seed = current.pk if current.attention_check == Trial.AttentionCheck.CORRUPTED else None
+    png = rendering.served_png(data, size=rater.study.image_size, corrupt_seed=corrupt_seed)
+    response = HttpResponse(png, content_type=rendering.SERVED_CONTENT_TYPE)
+    for name, value in rendering.SERVED_HEADERS.items():
+        response[name] = value
+    return response
+
+
+@require_GET
+@rater_view
+def complete(request: HttpRequest, rater: Rater) -> HttpResponse:
+    """The thank-you page, once every trial is answered."""
+    session = session_of_rater(rater=rater)
+    if session is None or not session.is_complete:
+        return redirect("studies:trial", token=rater.token)
+    return render(
+        request,
+        "studies/complete.html",
+        {"rater": rater, "study": rater.study, "progress": session_progress(session=session)},
+    )
