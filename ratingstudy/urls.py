@@ -9,7 +9,6 @@ admin.site.site_title = "GAN rating lab"
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("health", core_views.health, name="health"),
-    path("vendor/plotly.min.js", core_views.plotly_js, name="vendor_plotly"),
     path("admin/", admin.site.urls),
     path("r/", include("ratingstudy.studies.urls")),
     path("results/", include("ratingstudy.results.urls")),

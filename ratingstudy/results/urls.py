@@ -1,4 +1,19 @@
-from django.urls import path  # noqa: F401
+"""Staff-only results URLs, under ``/results/``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from ratingstudy.results import views
 
 app_name = "results"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.study_list, name="index"),
+    path("plotly.min.js", views.plotly_js, name="plotly"),
+    path("<int:study_id>/", views.study_page, name="study"),
+    path("<int:study_id>/data.json", views.study_data, name="data"),
+    path("<int:study_id>/responses.<str:fmt>", views.export_responses, name="export_responses"),
+    path("<int:study_id>/images.<str:fmt>", views.export_images, name="export_images"),
+    path("<int:study_id>/models.<str:fmt>", views.export_models, name="export_models"),
+    path("<int:study_id>/manifest.json", views.export_manifest, name="export_manifest"),
+]

@@ -1,0 +1,784 @@
+"""Reads of the results app: a study's responses joined with metric reports, as tables.
+
+``study_results`` is what the results page and its JSON endpoint show. Rows are
+*groups*: one per generated model (``ImageSet.model_name``, or the set's name when
+blank) and one for real images, ``"real"``, in the founding study's shape (average
+quality and share judged real per model, real images as their own row) plus
+intervals, error rates, agreement, automatic metrics and cost.
+
+What is analysed (:class:`ResultFilters`):
+
+* trials that are attention checks (corrupted or repeated images) are never analysed:
+  they are not study data;
+* practice trials are excluded unless ``include_practice``;
+* raters who failed any attention check are excluded unless ``include_failed_checks``.
+  A **corrupted** check fails when the damaged image is judged real or rated
+  ``CORRUPTED_MAX_QUALITY + 1`` or more; a **repeat** check fails when the real/fake
+  answer differs from the one given to the same image earlier, or the quality rating
+  differs by more than ``REPEAT_MAX_QUALITY_CHANGE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.db.models import Count, Max, Q, QuerySet
+
+from ratingstudy.catalog.models import Image, ImageSet
+from ratingstudy.results import stats
+from ratingstudy.results.models import ImageMetric, MetricReport
+from ratingstudy.results.reports import metric_sort_key, report_aggregates
+from ratingstudy.studies.models import Rater, Response, Study, Trial
+
+REAL = "real"
+CORRUPTED_MAX_QUALITY = 2
+REPEAT_MAX_QUALITY_CHANGE = 1
+#: Experience groups (years), as ``(label, lowest, highest)`` inclusive.
+EXPERIENCE_GROUPS: tuple[tuple[str, int, int], ...] = (
+    ("< 5 years", 0, 4),
+    ("5-9 years", 5, 9),
+    ("10-19 years", 10, 19),
+    (">= 20 years", 20, 200),
+)
+NO_EXPERIENCE = "not given"
+
+
+@dataclass(frozen=True)
+class ResultFilters:
+    """What the results include, and the interval widths the sample-size estimate aims at."""
+
+    include_practice: bool = False
+    include_failed_checks: bool = False
+    mos_width: float = 0.5
+    share_width: float = 0.1
+    n_boot: int = 1000
+
+    def as_dict(self) -> dict:
+        return {
+            "include_practice": self.include_practice,
+            "include_failed_checks": self.include_failed_checks,
+            "mos_width": self.mos_width,
+            "share_width": self.share_width,
+            "n_boot": self.n_boot,
+        }
+
+
+def group_name(*, kind: str, model_name: str, set_name: str) -> str:
+    """The results row of an image: ``"real"`` or the model that generated it."""
+    return REAL if kind == ImageSet.Kind.REAL else (model_name or set_name)
+
+
+def rater_pseudonym(rater_id: int) -> str:
+    """The name a rater has in results and exports: never the token or the staff note."""
+    return f"R{rater_id:04d}"
+
+
+def experience_group(years: int | None) -> str:
+    if years is None:
+        return NO_EXPERIENCE
+    for label, low, high in EXPERIENCE_GROUPS:
+        if low <= years <= high:
+            return label
+    return NO_EXPERIENCE
+
+
+# --------------------------------------------------------------- loading responses
+
+_RESPONSE_FIELDS = (
+    "id",
+    "trial__session__rater_id",
+    "trial_id",
+    "trial__index",
+    "trial__is_practice",
+    "trial__attention_check",
+    "trial__repeat_of_id",
+    "trial__image_id",
+    "trial__image__image_set__kind",
+    "trial__image__image_set__model_name",
+    "trial__image__image_set__name",
+    "judged_real",
+    "quality",
+)
+
+
+@dataclass
+class _Responses:
+    """Analysed responses as parallel arrays (one entry per response)."""
+
+    rater: np.ndarray  # int
+    image: np.ndarray  # int
+    group: np.ndarray  # str (object)
+    is_real: np.ndarray  # bool
+    judged_real: np.ndarray  # float: 1 real, 0 fake, nan not asked
+    quality: np.ndarray  # float: 1-5, nan not asked
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple]) -> _Responses:
+        return cls(
+            rater=np.array([r[0] for r in rows], dtype=np.int64),
+            image=np.array([r[1] for r in rows], dtype=np.int64),
+            group=np.array([r[2] for r in rows], dtype=object),
+            is_real=np.array([r[2] == REAL for r in rows], dtype=bool),
+            judged_real=np.array([np.nan if r[3] is None else float(r[3]) for r in rows], dtype=float),
+            quality=np.array([np.nan if r[4] is None else float(r[4]) for r in rows], dtype=float),
+        )
+
+    def where(self, mask: np.ndarray) -> _Responses:
+        return _Responses(self.rater[mask], self.image[mask], self.group[mask], self.is_real[mask], self.judged_real[mask], self.quality[mask])
+
+    def __len__(self) -> int:
+        return int(self.rater.size)
+
+
+def check_failures(*, rows: Iterable[Sequence[Any]]) -> dict[int, dict[str, int]]:
+    """Attention-check outcomes per rater: ``{rater_id: {"passed": n, "failed": n}}``.
+
+    ``rows`` are ``_RESPONSE_FIELDS`` tuples of one study (any order); see the module
+    docstring for the rules.
+    """
+    by_trial: dict[int, tuple] = {}
+    checks = []
+    for row in rows:
+        by_trial[row[2]] = row
+        if row[5]:
+            checks.append(row)
+    outcome: dict[int, dict[str, int]] = defaultdict(lambda: {"passed": 0, "failed": 0})
+    for row in checks:
+        rater, kind, judged_real, quality = row[1], row[5], row[11], row[12]
+        if kind == Trial.AttentionCheck.CORRUPTED:
+            failed = judged_real is True or (quality is not None and quality > CORRUPTED_MAX_QUALITY)
+        else:
+            original = by_trial.get(row[6])
+            if original is None:  # the original is not answered yet: nothing to compare
+                continue
+            failed = (judged_real is not None and original[11] is not None and judged_real != original[11]) or (
+                quality is not None
+                and original[12] is not None
+                and abs(quality - original[12]) > REPEAT_MAX_QUALITY_CHANGE
+            )
+        outcome[rater]["failed" if failed else "passed"] += 1
+    return dict(outcome)
+
+
+def _study_rows(study: Study) -> list[tuple]:
+    return list(
+        Response.objects.filter(trial__session__study=study).order_by("trial__session_id", "trial__index").values_list(*_RESPONSE_FIELDS)
+    )
+
+
+# ------------------------------------------------------------------ the study page
+
+
+def _estimate_pair(values: np.ndarray, raters: np.ndarray, images: np.ndarray, *, seed: int, n_boot: int) -> dict:
+    """Independent-ratings interval and two-way cluster bootstrap interval of a mean."""
+    return {
+        "t": stats.mean_t_interval(values=values),
+        "bootstrap": stats.cluster_bootstrap_mean(values=values, raters=raters, images=images, seed=seed, n_boot=n_boot),
+    }
+
+
+def _seed(study: Study, *parts: str) -> int:
+    digest = hashlib.sha256(f"{study.seed}:{':'.join(parts)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _study_groups(study: Study) -> tuple[list[str], dict[str, list[ImageSet]]]:
+    """Every group of the study (generated models by name, then real), with its sets."""
+    sets: dict[str, list[ImageSet]] = defaultdict(list)
+    for image_set in list(study.generated_image_sets.all()) + list(study.real_image_sets.all()):
+        sets[group_name(kind=image_set.kind, model_name=image_set.model_name, set_name=image_set.name)].append(image_set)
+    names = sorted(name for name in sets if name != REAL) + ([REAL] if REAL in sets else [])
+    return names, sets
+
+
+def _latest_reports(sets: dict[str, list[ImageSet]]) -> dict[str, MetricReport]:
+    """The newest metric report of each group's sets."""
+    set_ids = {s.pk: name for name, group in sets.items() for s in group}
+    latest: dict[str, MetricReport] = {}
+    for report in MetricReport.objects.filter(image_set_id__in=set_ids).order_by("-created_at", "-id"):
+        latest.setdefault(set_ids[report.image_set_id], report)
+    return latest
+
+
+def _distribution(quality: np.ndarray) -> list[int]:
+    return [int(np.sum(quality == level)) for level in stats.QUALITY_LEVELS]
+
+
+def _group_row(name: str, data: _Responses, *, study: Study, filters: ResultFilters, n_images: int) -> dict:
+    has_q = ~np.isnan(data.quality)
+    has_j = ~np.isnan(data.judged_real)
+    quality = _estimate_pair(
+        data.quality[has_q], data.rater[has_q], data.image[has_q], seed=_seed(study, name, "quality"), n_boot=filters.n_boot
+    )
+    judged = data.judged_real[has_j]
+    share = {
+        "wilson": stats.wilson_interval(successes=int(judged.sum()), trials=int(judged.size)),
+        "bootstrap": stats.cluster_bootstrap_mean(
+            values=judged, raters=data.rater[has_j], images=data.image[has_j], seed=_seed(study, name, "real"), n_boot=filters.n_boot
+        ),
+    }
+    q_values = data.quality[has_q]
+    sample_size = {
+        "quality": stats.ratings_needed_for_mean(
+            sd=float(q_values.std(ddof=1)) if q_values.size > 1 else None,
+            current=int(q_values.size),
+            width=filters.mos_width,
+            design_effect=stats.design_effect(clustered=quality["bootstrap"], independent=quality["t"]),
+        ).as_dict(),
+        "judged_real": stats.ratings_needed_for_proportion(
+            p=share["wilson"].value,
+            current=int(judged.size),
+            width=filters.share_width,
+            design_effect=stats.design_effect(clustered=share["bootstrap"], independent=share["wilson"]),
+        ).as_dict(),
+    }
+    return {
+        "name": name,
+        "is_real": name == REAL,
+        "n_images": n_images,
+        "n_images_rated": int(np.unique(data.image).size),
+        "n_responses": len(data),
+        "n_raters": int(np.unique(data.rater).size),
+        "mos": quality["t"].as_dict(),
+        "mos_bootstrap": quality["bootstrap"].as_dict(),
+        "judged_real": share["wilson"].as_dict(),
+        "judged_real_bootstrap": share["bootstrap"].as_dict(),
+        "quality_distribution": _distribution(q_values),
+        "sample_size": sample_size,
+    }
+
+
+def _hype(data: _Responses, group: str) -> dict:
+    """Error rates of ``group``'s images against the study's real images."""
+    has_j = ~np.isnan(data.judged_real)
+    mask = has_j & ((data.group == group) | data.is_real)
+    return stats.hype_error_rates(judged_real=data.judged_real[mask] == 1, is_real=data.is_real[mask]).as_dict()
+
+
+def _agreement(data: _Responses, label: str) -> dict:
+    raters, r_codes = np.unique(data.rater, return_inverse=True)
+    images, i_codes = np.unique(data.image, return_inverse=True)
+    quality = np.full((raters.size, images.size), np.nan)
+    has_q = ~np.isnan(data.quality)
+    quality[r_codes[has_q], i_codes[has_q]] = data.quality[has_q]
+    has_j = ~np.isnan(data.judged_real)
+    said_real = np.bincount(i_codes[has_j], weights=data.judged_real[has_j], minlength=images.size)
+    answered = np.bincount(i_codes[has_j], minlength=images.size)
+    return {
+        "name": label,
+        "fleiss_kappa": stats.fleiss_kappa(counts=np.column_stack([said_real, answered - said_real])).as_dict(),
+        "krippendorff_alpha": stats.krippendorff_alpha_ordinal(ratings=quality).as_dict(),
+        "icc": stats.intraclass_correlation(ratings=quality.T).as_dict(),
+    }
+
+
+def _pairwise_agreement(data: _Responses) -> dict:
+    """Share of shared images on which two raters gave the same real/fake answer
+    (quality within one point when the study does not ask real/fake), for every pair.
+
+    With one-hot answer matrices ``A_c`` (raters x images, 1 where the rater answered
+    ``c``), the count of shared images answered ``c`` by one rater and ``d`` by the other
+    is ``A_c A_d^T``; agreeing pairs of answers are summed over the agreeing ``(c, d)``.
+    """
+    use_judged = bool(np.any(~np.isnan(data.judged_real)))
+    values = data.judged_real if use_judged else data.quality
+    keep = ~np.isnan(values)
+    raters = np.unique(data.rater)
+    images, i_codes = np.unique(data.image[keep], return_inverse=True)
+    r_codes = np.searchsorted(raters, data.rater[keep])
+    levels = (0.0, 1.0) if use_judged else tuple(float(q) for q in stats.QUALITY_LEVELS)
+    one_hot = {}
+    for level in levels:
+        matrix = np.zeros((raters.size, images.size))
+        hit = values[keep] == level
+        matrix[r_codes[hit], i_codes[hit]] = 1.0
+        one_hot[level] = matrix
+    answered = sum(one_hot.values())
+    shared = answered @ answered.T if raters.size else np.zeros((0, 0))
+    agree = np.zeros_like(shared)
+    for c in levels:
+        for d in levels:
+            if c == d or (not use_judged and abs(c - d) <= 1):
+                agree += one_hot[c] @ one_hot[d].T
+    cells = [[float(agree[a, b] / shared[a, b]) if shared[a, b] else None for b in range(raters.size)] for a in range(raters.size)]
+    return {
+        "raters": [rater_pseudonym(int(r)) for r in raters],
+        "matrix": cells,
+        "shared": shared.astype(int).tolist(),
+        "measure": "same real/fake answer" if use_judged else "quality within one point",
+    }
+
+
+def _rater_rows(
+    data: _Responses, raters: dict[int, Rater], checks: dict[int, dict[str, int]], excluded: set[int]
+) -> list[dict]:
+    rows = []
+    for rater_id, rater in raters.items():
+        mine = data.where(data.rater == rater_id)
+        has_j = ~np.isnan(mine.judged_real)
+        detection = stats.detection_rates(judged_real=mine.judged_real[has_j] == 1, is_real=mine.is_real[has_j])
+        q = mine.quality[~np.isnan(mine.quality)]
+        outcome = checks.get(rater_id, {"passed": 0, "failed": 0})
+        rows.append(
+            {
+                "rater": rater_pseudonym(rater_id),
+                "role": rater.get_role_display() if rater.role else "",
+                "years_experience": rater.years_experience,
+                "experience_group": experience_group(rater.years_experience),
+                "specialty": rater.specialty,
+                "n_responses": len(mine),
+                "mean_quality": stats.mean_t_interval(values=q).as_dict(),
+                "judged_real": stats.wilson_interval(successes=int(mine.judged_real[has_j].sum()), trials=int(has_j.sum())).as_dict(),
+                "detection": detection.as_dict(),
+                "checks_passed": outcome["passed"],
+                "checks_failed": outcome["failed"],
+                "excluded": rater_id in excluded,
+            }
+        )
+    return rows
+
+
+def _by_rater_group(data: _Responses, raters: dict[int, Rater], groups: list[str], key) -> list[dict]:
+    """MOS and share judged real per (rater group, model), rater groups by ``key(rater)``."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for rater_id, rater in raters.items():
+        members[key(rater)].append(rater_id)
+    table = []
+    for label, ids in sorted(members.items()):
+        mine = data.where(np.isin(data.rater, ids))
+        cells = []
+        for group in groups:
+            cell = mine.where(mine.group == group)
+            has_j = ~np.isnan(cell.judged_real)
+            cells.append({
+                "model": group,
+                "mos": stats.mean_t_interval(values=cell.quality[~np.isnan(cell.quality)]).as_dict(),
+                "judged_real": stats.wilson_interval(successes=int(cell.judged_real[has_j].sum()), trials=int(has_j.sum())).as_dict(),
+            })
+        table.append({"group": label, "n_raters": int(np.unique(mine.rater).size), "cells": cells})
+    return table
+
+
+def _per_image_scores(data: _Responses) -> dict[int, dict[str, float | int | None]]:
+    """Mean quality and share judged real of each rated image (``None`` where not asked)."""
+    images, codes = np.unique(data.image, return_inverse=True)
+    n = np.bincount(codes, minlength=images.size)
+
+    def means(values: np.ndarray) -> np.ndarray:
+        keep = ~np.isnan(values)
+        count = np.bincount(codes[keep], minlength=images.size)
+        total = np.bincount(codes[keep], weights=values[keep], minlength=images.size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+    quality, judged = means(data.quality), means(data.judged_real)
+    return {
+        int(image): {
+            "quality": None if np.isnan(quality[k]) else float(quality[k]),
+            "judged_real": None if np.isnan(judged[k]) else float(judged[k]),
+            "n": int(n[k]),
+        }
+        for k, image in enumerate(images)
+    }
+
+
+def _image_metrics(reports: Iterable[MetricReport]) -> dict[str, dict[int, float]]:
+    """``{metric name: {image id: value}}`` of the given reports."""
+    values: dict[str, dict[int, float]] = defaultdict(dict)
+    for image_id, name, value in ImageMetric.objects.filter(report__in=list(reports)).values_list("image_id", "name", "value"):
+        values[name][image_id] = value
+    return dict(values)
+
+
+def _spearman_table(scores: dict[int, dict], metrics: dict[str, dict[int, float]], image_group: dict[int, str]) -> tuple[list[dict], dict]:
+    table, scatter = [], {}
+    for name in sorted(metrics, key=metric_sort_key):
+        ids = sorted(metrics[name])
+        x = [metrics[name][i] for i in ids]
+        for human in ("quality", "judged_real"):
+            y = [scores.get(i, {}).get(human) for i in ids]
+            table.append({"metric": name, "human": human, **stats.spearman_correlation(x=x, y=y).as_dict()})
+        rated = [i for i in ids if scores.get(i, {}).get("quality") is not None or scores.get(i, {}).get("judged_real") is not None]
+        scatter[name] = {
+            "image": rated,
+            "x": [metrics[name][i] for i in rated],
+            "quality": [scores[i]["quality"] for i in rated],
+            "judged_real": [scores[i]["judged_real"] for i in rated],
+            "group": [image_group.get(i, "") for i in rated],
+        }
+    return table, scatter
+
+
+def study_results(*, study: Study, filters: ResultFilters | None = None) -> dict:
+    """Everything the results page shows, as JSON-ready data (no NaN: ``None`` + reason)."""
+    filters = filters or ResultFilters()
+    rows = _study_rows(study)
+    groups, sets = _study_groups(study)
+    raters = {r.pk: r for r in Rater.objects.filter(study=study).order_by("pk")}
+    checks = check_failures(rows=rows)
+    failed = {rater for rater, outcome in checks.items() if outcome["failed"]}
+    excluded = set() if filters.include_failed_checks else failed
+
+    # Every rater's analysed answers (the rater table shows excluded raters too), then the analysis set.
+    every_rater = _Responses.from_rows(
+        [
+            (r[1], r[7], group_name(kind=r[8], model_name=r[9], set_name=r[10]), r[11], r[12])
+            for r in rows
+            if not r[5] and (filters.include_practice or not r[4])
+        ]
+    )
+    data = every_rater.where(~np.isin(every_rater.rater, list(excluded)))
+    image_counts = dict(
+        Image.objects.filter(image_set__in=[s for group in sets.values() for s in group])
+        .values("image_set_id")
+        .annotate(n=Count("id"))
+        .values_list("image_set_id", "n")
+    )
+    group_sizes = {name: sum(image_counts.get(s.pk, 0) for s in sets[name]) for name in groups}
+    reports = _latest_reports(sets)
+
+    model_rows = []
+    for name in groups:
+        row = _group_row(name, data.where(data.group == name), study=study, filters=filters, n_images=group_sizes[name])
+        row["hype"] = _hype(data, name)
+        report = reports.get(name)
+        row["metrics"] = report_aggregates(report.report, report.model_name) if report else {}
+        row["extractor"] = report.extractor if report else ""
+        row["cost"] = report.cost if report else {}
+        row["report_id"] = report.pk if report else None
+        model_rows.append(row)
+    metric_columns = sorted({m for row in model_rows for m in row["metrics"]}, key=metric_sort_key)
+    for row in model_rows:
+        row["metric_values"] = [row["metrics"].get(m) for m in metric_columns]
+
+    per_image = _per_image_scores(data)
+    image_group = {int(i): str(g) for i, g in zip(data.image, data.group, strict=True)}
+    image_metrics = _image_metrics(reports.values())
+    spearman, scatter = _spearman_table(per_image, image_metrics, image_group)
+
+    per_image_quality = {
+        name: [s["quality"] for i, s in per_image.items() if image_group.get(i) == name and s["quality"] is not None]
+        for name in groups
+    }
+    judged_counts = {
+        name: (int(np.nansum(data.judged_real[data.group == name])), int(np.sum(~np.isnan(data.judged_real[data.group == name]))))
+        for name in groups
+    }
+    return {
+        "study": {"id": study.pk, "name": study.name, "task": study.task, "is_open": study.is_open},
+        "filters": filters.as_dict(),
+        "counts": {
+            "responses": len(rows),
+            "analysed": len(data),
+            "practice": sum(1 for r in rows if r[4]),
+            "attention_checks": sum(1 for r in rows if r[5]),
+            "raters": len(raters),
+            "raters_answered": int(np.unique([r[1] for r in rows]).size) if rows else 0,
+            "raters_failed_checks": len(failed),
+            "raters_excluded": len(excluded),
+            "images": sum(group_sizes.values()),
+            "images_rated": int(np.unique(data.image).size),
+            "images_unrated": sum(group_sizes.values()) - int(np.unique(data.image).size),
+            "last_response_id": max((r[0] for r in rows), default=None),
+        },
+        "models": model_rows,
+        "metric_columns": metric_columns,
+        "comparisons": {
+            "quality": [c.as_dict() for c in stats.compare_scores(groups=per_image_quality, outcome="quality")],
+            "judged_real": [c.as_dict() for c in stats.compare_proportions(groups=judged_counts, outcome="judged_real")],
+        },
+        "agreement": [_agreement(data, "all images")] + [_agreement(data.where(data.group == name), name) for name in groups],
+        "pairwise": _pairwise_agreement(data),
+        "raters": _rater_rows(every_rater, raters, checks, excluded),
+        "by_experience": _by_rater_group(data, raters, groups, lambda r: experience_group(r.years_experience)),
+        "by_role": _by_rater_group(data, raters, groups, lambda r: r.get_role_display() if r.role else NO_EXPERIENCE),
+        "spearman": spearman,
+        "scatter": scatter,
+    }
+
+
+def study_results_version(*, study: Study) -> tuple:
+    """Changes whenever a response or a metric report that the results show changes."""
+    responses = Response.objects.filter(trial__session__study=study).aggregate(n=Count("id"), last=Max("id"))
+    set_ids = list(study.real_image_sets.values_list("id", flat=True)) + list(study.generated_image_sets.values_list("id", flat=True))
+    reports = MetricReport.objects.filter(image_set_id__in=set_ids).aggregate(n=Count("id"), last=Max("updated_at"))
+    raters = Rater.objects.filter(study=study).aggregate(n=Count("id"), profiles=Count("id", filter=Q(profile_completed_at__isnull=False)))
+    return (responses["n"], responses["last"], reports["n"], reports["last"], raters["n"], raters["profiles"])
+
+
+def study_list() -> QuerySet[Study]:
+    """Studies with their response and rater counts, newest first."""
+    return Study.objects.annotate(
+        n_raters=Count("raters", distinct=True), n_responses=Count("sessions__trials__response", distinct=True)
+    ).order_by("-created_at")
+
+
+# -------------------------------------------------------------------- exports
+
+#: Tidy response columns: name -> pandas dtype (what ``pandas.read_csv(dtype=...)`` should use).
+RESPONSE_COLUMNS: dict[str, str] = {
+    "study_id": "int64",
+    "rater_id": "string",
+    "rater_role": "string",
+    "rater_years_experience": "Int64",
+    "rater_specialty": "string",
+    "rater_failed_checks": "boolean",
+    "session_id": "int64",
+    "trial_index": "int64",
+    "image_id": "int64",
+    "image_kind": "string",
+    "model": "string",
+    "image_set": "string",
+    "label": "string",
+    "is_practice": "boolean",
+    "attention_check": "string",
+    "repeat_of_index": "Int64",
+    "judged_real": "boolean",
+    "quality": "Int64",
+    "confidence": "Int64",
+    "client_ms": "Int64",
+    "server_ms": "int64",
+    "shown_at": "datetime",
+    "answered_at": "datetime",
+}
+
+_EXPORT_FIELDS = (
+    "trial__session__rater_id",
+    "trial__session__rater__role",
+    "trial__session__rater__years_experience",
+    "trial__session__rater__specialty",
+    "trial__session_id",
+    "trial__index",
+    "trial__image_id",
+    "trial__image__image_set__kind",
+    "trial__image__image_set__model_name",
+    "trial__image__image_set__name",
+    "trial__image__label",
+    "trial__is_practice",
+    "trial__attention_check",
+    "trial__repeat_of__index",
+    "judged_real",
+    "quality",
+    "confidence",
+    "client_ms",
+    "server_ms",
+    "trial__shown_at",
+    "created_at",
+)
+
+
+def response_export_queryset(*, study: Study) -> QuerySet:
+    """The rows of the tidy export, as ``values_list`` tuples in session and trial order."""
+    return (
+        Response.objects.filter(trial__session__study=study)
+        .order_by("trial__session_id", "trial__index")
+        .values_list(*_EXPORT_FIELDS)
+    )
+
+
+def study_failed_raters(*, study: Study) -> set[int]:
+    """Ids of the raters of ``study`` who failed at least one attention check."""
+    check_rows = (
+        Response.objects.filter(trial__session__study=study)
+        .filter(Q(trial__attention_check__gt="") | Q(trial__repeats__isnull=False))
+        .values_list(*_RESPONSE_FIELDS)
+        .distinct()
+    )
+    return {rater for rater, outcome in check_failures(rows=check_rows).items() if outcome["failed"]}
+
+
+#: First characters that make a spreadsheet evaluate a cell as a formula (OWASP CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would run it as a formula; used on
+    free text typed by raters (their specialty), never on numbers."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def response_export_rows(*, study: Study, chunk_size: int = 5000) -> Iterator[tuple]:
+    """Tidy rows in :data:`RESPONSE_COLUMNS` order, streamed from the database in chunks
+    of ``chunk_size`` (constant memory: nothing is collected). The rater's specialty,
+    free text, goes through :func:`spreadsheet_safe`."""
+    failed = study_failed_raters(study=study)
+    study_id = study.pk
+    for (
+        rater_id, role, years, specialty, session_id, index, image_id, kind, model_name, set_name,
+        label, is_practice, check, repeat_index, judged_real, quality, confidence, client_ms, server_ms,
+        shown_at, answered_at,
+    ) in response_export_queryset(study=study).iterator(chunk_size=chunk_size):  # fmt: skip
+        yield (
+            study_id, rater_pseudonym(rater_id), role, years, spreadsheet_safe(specialty), rater_id in failed, session_id, index,
+            image_id, kind, REAL if kind == ImageSet.Kind.REAL else (model_name or set_name), set_name, label,
+            is_practice, check, repeat_index, judged_real, quality, confidence, client_ms, server_ms,
+            shown_at, answered_at,
+        )  # fmt: skip
+
+
+def image_aggregate_rows(*, study: Study, filters: ResultFilters | None = None) -> tuple[list[str], Iterator[tuple]]:
+    """Per-image aggregates (analysed responses, see :class:`ResultFilters`) of every
+    image in the study's sets, rated or not, with the image's automatic metrics."""
+    filters = filters or ResultFilters()
+    rows = _study_rows(study)
+    checks = check_failures(rows=rows)
+    excluded = set() if filters.include_failed_checks else {r for r, o in checks.items() if o["failed"]}
+    sums: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0.0])  # n, sum q, sum q^2, n judged, n real
+    raters_of: dict[int, set[int]] = defaultdict(set)
+    for r in rows:
+        if r[5] or (r[4] and not filters.include_practice) or r[1] in excluded:
+            continue
+        acc = sums[r[7]]
+        raters_of[r[7]].add(r[1])
+        if r[12] is not None:
+            acc[0] += 1
+            acc[1] += r[12]
+            acc[2] += r[12] * r[12]
+        if r[11] is not None:
+            acc[3] += 1
+            acc[4] += bool(r[11])
+    _, sets = _study_groups(study)
+    reports = _latest_reports(sets)
+    metrics = _image_metrics(reports.values())
+    metric_names = sorted(metrics, key=metric_sort_key)
+    header = [
+        "image_id", "image_set", "image_kind", "model", "label", "source_path", "source_image_id",
+        "n_raters", "n_quality", "mean_quality", "sd_quality", "n_judged", "share_judged_real",
+    ] + [f"metric:{name}" for name in metric_names]  # fmt: skip
+
+    def generate() -> Iterator[tuple]:
+        images = (
+            Image.objects.filter(image_set__in=[s for group in sets.values() for s in group])
+            .order_by("image_set__name", "source_path")
+            .values_list("id", "image_set__name", "image_set__kind", "image_set__model_name", "label", "source_path", "source_image_id")
+        )
+        for image_id, set_name, kind, model_name, label, source_path, source_id in images.iterator(chunk_size=2000):
+            n_q, s_q, ss_q, n_j, n_real = sums.get(image_id, (0, 0.0, 0.0, 0, 0))
+            mean = s_q / n_q if n_q else None
+            sd = float(np.sqrt(max(ss_q - n_q * mean * mean, 0.0) / (n_q - 1))) if n_q > 1 else None
+            yield (
+                image_id, set_name, kind, group_name(kind=kind, model_name=model_name, set_name=set_name), label,
+                source_path, source_id, len(raters_of.get(image_id, ())), n_q, mean, sd, n_j,
+                n_real / n_j if n_j else None,
+            ) + tuple(metrics[name].get(image_id) for name in metric_names)  # fmt: skip
+
+    return header, generate()
+
+
+def model_summary_rows(*, results: dict) -> tuple[list[str], list[tuple]]:
+    """One flat row per model (and real images) from :func:`study_results` output."""
+    estimate_columns = (
+        ("mos", "mos"), ("mos_bootstrap", "mos_boot"), ("judged_real", "judged_real"), ("judged_real_bootstrap", "judged_real_boot"),
+    )  # fmt: skip
+    hype_columns = ("fake_error", "real_error", "overall")
+    cost_columns = ("parameters", "train_seconds", "images_per_s", "peak_gpu_mem_bytes", "device")
+    header = ["model", "is_real", "n_images", "n_images_rated", "n_raters", "n_responses"]
+    for _, prefix in estimate_columns:
+        header += [prefix, f"{prefix}_low", f"{prefix}_high"]
+    header += [f"hype_{c}" for c in hype_columns] + [f"quality_{level}" for level in stats.QUALITY_LEVELS]
+    header += [f"metric:{m}" for m in results["metric_columns"]] + ["extractor"] + [f"cost_{c}" for c in cost_columns]
+    table = []
+    for row in results["models"]:
+        values: list[Any] = [row["name"], row["is_real"], row["n_images"], row["n_images_rated"], row["n_raters"], row["n_responses"]]
+        for key, _ in estimate_columns:
+            values += [row[key]["value"], row[key]["low"], row[key]["high"]]
+        values += [row["hype"][c]["value"] for c in hype_columns] + list(row["quality_distribution"])
+        values += [row["metrics"].get(m) for m in results["metric_columns"]] + [row["extractor"]]
+        values += [row["cost"].get(c) for c in cost_columns]
+        table.append(tuple(values))
+    return header, table
+
+
+def _versions() -> dict[str, str]:
+    import platform
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for package in ("Django", "numpy", "scipy", "statsmodels", "krippendorff", "plotly"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def study_manifest(*, study: Study, filters: ResultFilters | None = None) -> dict:
+    """What a reader needs to reproduce the study's numbers: design, seeds, image sets with
+    checkpoint hashes, metric report settings, analysis rules and software versions."""
+    from django.utils import timezone
+
+    filters = filters or ResultFilters()
+    design_fields = (
+        "task", "ask_confidence", "images_per_rater", "balance", "raters_per_image", "practice_trials",
+        "corrupted_checks", "repeat_checks", "exposure_ms", "image_size", "is_open",
+    )  # fmt: skip
+    _, sets = _study_groups(study)
+    image_sets = []
+    for group, members in sets.items():
+        for image_set in members:
+            images = Image.objects.filter(image_set=image_set)
+            image_sets.append(
+                {
+                    "id": image_set.pk,
+                    "name": image_set.name,
+                    "kind": image_set.kind,
+                    "group": group,
+                    "model_name": image_set.model_name,
+                    "source": image_set.source,
+                    "images": images.count(),
+                    "import_params": image_set.import_params,
+                    "checkpoint_sha256": sorted(set(images.exclude(checkpoint_sha256="").values_list("checkpoint_sha256", flat=True))),
+                }
+            )
+    reports = [
+        {
+            "id": report.pk,
+            "image_set_id": report.image_set_id,
+            "model_name": report.model_name,
+            "extractor": report.extractor,
+            "job_id": report.job_id,
+            "created_at": report.created_at.isoformat(),
+            "settings": report.report.get("settings", {}),
+            "mapping": report.mapping,
+            "cost": report.cost,
+        }
+        for report in MetricReport.objects.filter(image_set__in=[s for group in sets.values() for s in group]).order_by("created_at", "id")
+    ]
+    sessions = [
+        {
+            "rater": rater_pseudonym(rater_id),
+            "session_id": session_id,
+            "seed": seed,
+            "started_at": started.isoformat() if started else None,
+            "completed_at": completed.isoformat() if completed else None,
+            "trials": n_trials,
+        }
+        for rater_id, session_id, seed, started, completed, n_trials in study.sessions.order_by("id")
+        .annotate(n_trials=Count("trials"))
+        .values_list("rater_id", "id", "seed", "started_at", "completed_at", "n_trials")
+    ]
+    return {
+        "generated_at": timezone.now().isoformat(),
+        "study": {"id": study.pk, "name": study.name, "seed": study.seed, "created_at": study.created_at.isoformat()},
+        "design": {name: getattr(study, name) for name in design_fields},
+        "image_sets": image_sets,
+        "sessions": sessions,
+        "metric_reports": reports,
+        "analysis": {
+            **filters.as_dict(),
+            "confidence": stats.CONFIDENCE,
+            "corrupted_check_fails_above_quality": CORRUPTED_MAX_QUALITY,
+            "repeat_check_max_quality_change": REPEAT_MAX_QUALITY_CHANGE,
+            "experience_groups": [list(g) for g in EXPERIENCE_GROUPS],
+            "bootstrap": "two-way cluster (raters x images, Owen 2007 pigeonhole), percentile, seeded from the study seed",
+            "dprime_correction": "log-linear (Hautus 1995)",
+            "multiple_comparisons": "Holm",
+        },
+        "columns": {"responses": RESPONSE_COLUMNS},
+        "software": _versions(),
+    }

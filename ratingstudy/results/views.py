@@ -1,0 +1,194 @@
+"""Staff-only results: the study page, its polled JSON, the exports and plotly.js.
+
+Views are thin: parse the query string into :class:`ResultFilters`, call one selector,
+render or stream. Everything here requires a staff login (``staff_member_required``
+redirects anyone else to the admin login).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.cache import cache
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from ratingstudy.errors import ApplicationError
+from ratingstudy.results import selectors
+from ratingstudy.results.exports import streaming_response
+from ratingstudy.studies.models import Study
+
+#: Seconds between two polls of the results page (the page reads it from the markup).
+POLL_SECONDS = 10
+#: How long computed results are kept (they are also keyed by the data version).
+CACHE_SECONDS = 600
+FORMATS = ("csv", "json")
+
+
+def _flag(request: HttpRequest, name: str) -> bool:
+    return request.GET.get(name, "").lower() in ("1", "true", "on", "yes")
+
+
+def _width(request: HttpRequest, name: str, default: float, *, upper: float) -> float:
+    raw = request.GET.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApplicationError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or not 0 < value <= upper:
+        raise ApplicationError(f"{name} must be above 0 and at most {upper:g}, got {raw}")
+    return value
+
+
+def filters_from_request(request: HttpRequest) -> selectors.ResultFilters:
+    """``?include_practice=1&include_failed=1&mos_width=0.4&share_width=0.1``."""
+    defaults = selectors.ResultFilters()
+    return selectors.ResultFilters(
+        include_practice=_flag(request, "include_practice"),
+        include_failed_checks=_flag(request, "include_failed"),
+        mos_width=_width(request, "mos_width", defaults.mos_width, upper=4.0),
+        share_width=_width(request, "share_width", defaults.share_width, upper=1.0),
+    )
+
+
+def _results(study: Study, filters: selectors.ResultFilters) -> tuple[str, dict]:
+    """``(data version, study_results)``, cached until a response, rater or metric report changes."""
+    version = hashlib.sha256(repr(selectors.study_results_version(study=study)).encode()).hexdigest()[:16]
+    options = hashlib.sha256(repr(sorted(filters.as_dict().items())).encode()).hexdigest()[:16]
+    key = f"results:{study.pk}:{version}:{options}"
+    results = cache.get(key)
+    if results is None:
+        results = selectors.study_results(study=study, filters=filters)
+        cache.set(key, results, CACHE_SECONDS)
+    return version, results
+
+
+def _bad_request(request: HttpRequest, error: ApplicationError, *, json: bool) -> HttpResponse:
+    if json:
+        return JsonResponse({"error": error.message}, status=400)
+    return render(request, "results/error.html", {"message": error.message}, status=400)
+
+
+@staff_member_required
+@require_GET
+def study_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "results/index.html", {"studies": selectors.study_list()})
+
+
+@staff_member_required
+@require_GET
+@never_cache
+def study_page(request: HttpRequest, study_id: int) -> HttpResponse:
+    study = get_object_or_404(Study, pk=study_id)
+    try:
+        filters = filters_from_request(request)
+    except ApplicationError as exc:
+        return _bad_request(request, exc, json=False)
+    version, results = _results(study, filters)
+    context = {
+        "study": study,
+        "version": version,
+        "results": results,
+        "filters": filters,
+        "query": request.GET.urlencode(),
+        "poll_seconds": POLL_SECONDS,
+    }
+    return render(request, "results/study.html", context)
+
+
+@staff_member_required
+@require_GET
+@never_cache
+def study_data(request: HttpRequest, study_id: int) -> JsonResponse:
+    """The page's data, polled: the results plus the tables rendered as HTML."""
+    study = get_object_or_404(Study, pk=study_id)
+    try:
+        filters = filters_from_request(request)
+    except ApplicationError as exc:
+        return _bad_request(request, exc, json=True)
+    version, results = _results(study, filters)
+    tables = render_to_string("results/_tables.html", {"results": results, "study": study}, request=request)
+    return JsonResponse({"version": version, "results": results, "tables_html": tables})
+
+
+@staff_member_required
+@require_GET
+def export_responses(request: HttpRequest, study_id: int, fmt: str) -> HttpResponse:
+    """Every response of the study as one tidy row (all trials, flagged; nothing filtered)."""
+    study = _export_study(study_id, fmt)
+    return streaming_response(
+        filename=f"study-{study.pk}-responses",
+        header=list(selectors.RESPONSE_COLUMNS),
+        rows=selectors.response_export_rows(study=study),
+        fmt=fmt,
+    )
+
+
+@staff_member_required
+@require_GET
+def export_images(request: HttpRequest, study_id: int, fmt: str) -> HttpResponse:
+    study = _export_study(study_id, fmt)
+    try:
+        filters = filters_from_request(request)
+    except ApplicationError as exc:
+        return _bad_request(request, exc, json=fmt == "json")
+    header, rows = selectors.image_aggregate_rows(study=study, filters=filters)
+    return streaming_response(filename=f"study-{study.pk}-images", header=header, rows=rows, fmt=fmt)
+
+
+@staff_member_required
+@require_GET
+def export_models(request: HttpRequest, study_id: int, fmt: str) -> HttpResponse:
+    study = _export_study(study_id, fmt)
+    try:
+        filters = filters_from_request(request)
+    except ApplicationError as exc:
+        return _bad_request(request, exc, json=fmt == "json")
+    header, rows = selectors.model_summary_rows(results=_results(study, filters)[1])
+    return streaming_response(filename=f"study-{study.pk}-models", header=header, rows=rows, fmt=fmt)
+
+
+@staff_member_required
+@require_GET
+def export_manifest(request: HttpRequest, study_id: int) -> JsonResponse:
+    study = get_object_or_404(Study, pk=study_id)
+    try:
+        filters = filters_from_request(request)
+    except ApplicationError as exc:
+        return _bad_request(request, exc, json=True)
+    response = JsonResponse(selectors.study_manifest(study=study, filters=filters), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-manifest.json"'
+    return response
+
+
+def _export_study(study_id: int, fmt: str) -> Study:
+    if fmt not in FORMATS:
+        raise Http404(f"exports come as {' or '.join(FORMATS)}")
+    return get_object_or_404(Study, pk=study_id)
+
+
+def plotly_path() -> Path:
+    """The minified plotly.js shipped inside the installed ``plotly`` package."""
+    import plotly
+
+    return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+
+@staff_member_required
+@require_GET
+def plotly_js(request: HttpRequest) -> FileResponse:
+    """plotly.js from the installed package, so charts work without any network."""
+    path = plotly_path()
+    if not path.exists():
+        raise Http404("plotly.min.js is missing from the installed plotly package; reinstall plotly")
+    response = FileResponse(path.open("rb"), content_type="text/javascript; charset=utf-8")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
