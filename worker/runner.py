@@ -219,7 +219,7 @@ def generated_model_name(train_job: Job) -> str:
 
 
 def run_generate(job: Job, heartbeat: Heartbeat) -> None:
-    from ganlab.train.generate import generate
+    from ganlab.train import generate
     from ratingstudy.catalog.services import ImageEntry, images_add
 
     train_job, cfg = job.parent, job.config
@@ -296,6 +296,191 @@ def run_generate(job: Job, heartbeat: Heartbeat) -> None:
     )
 
 
+def _link(target: Path, link: Path) -> Path:
+    """A symlink named as the catalogue names the image (so reports key by that name)."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
+    return link
+
+
+def _predictions_csv(checkpoint: Path, images, folder: Path, path: Path) -> Path:
+    """P(malignant) of a classifier (or a semi-supervised CycleGAN) for real test images."""
+    import csv
+
+    from ganlab.train import predict
+
+    images = [image for image in images if image.label in ("benign", "malignant")]
+    probabilities = predict(checkpoint, [local_image_path(image, folder) for image in images])
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image", "label", "prob_malignant"])
+        for image, p in zip(images, probabilities, strict=True):
+            writer.writerow([image.source_path, image.label, f"{float(p):.6f}"])
+    return path
+
+
+def _progress_stage(job: Job):
+    def progress(stage: str, done: int, total: int) -> None:
+        job_progress_record(job_id=job.pk, progress={"stage": stage, "done": done, "total": total})
+
+    return progress
+
+
+def run_evaluate(job: Job, heartbeat: Heartbeat) -> None:
+    """Every automatic metric of one generated set, stored per model and per image."""
+    import csv
+
+    from ganlab.metrics import evaluate
+    from ganlab.train.runtime import select_device
+    from ratingstudy.results.services import metric_report_store
+
+    generate_job, cfg = job.parent, job.config
+    train_job = generate_job.parent
+    generated = generate_job.output_image_set
+    folder = job_dir(job) / "inputs"
+    reconstructions = generate_job.result.get("reconstructions", {})
+    manifest = folder / "manifest.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(manifest, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["generated", "source", "reconstruction"])
+        for image in generated.images.select_related("source_image").order_by("source_path"):
+            source = image.source_image
+            gen = _link(local_image_path(image, folder), folder / image.source_path)
+            src = _link(local_image_path(source, folder), folder / "sources" / f"{source.pk}.png")
+            rec = ""
+            if str(source.pk) in reconstructions:
+                name = reconstructions[str(source.pk)]
+                try:
+                    rec_path = Path(default_storage.path(name))
+                except NotImplementedError:
+                    rec_path = folder / "reconstructions-cache" / Path(name).name
+                    with default_storage.open(name, "rb") as src_fh, open(rec_path, "wb") as dst:
+                        shutil.copyfileobj(src_fh, dst)
+                rec = str(
+                    _link(rec_path, folder / "reconstructions" / f"{source.pk}.png").relative_to(
+                        folder
+                    )
+                )
+            writer.writerow([gen.relative_to(folder), src.relative_to(folder), rec])
+    # Real images: the FCN-score segmenter trains on the training split; FID/KID compare
+    # the translations with real images of the target class (test split when it has any).
+    real_set = train_job.input_image_set
+    for image in real_set.images.filter(split="train"):
+        _link(local_image_path(image, folder), folder / "real_train" / f"{image.pk}.png")
+    target = generated.images.values_list("label", flat=True).first()
+    reference = real_set.images.filter(label=target, split="test")
+    if not reference.exists():
+        reference = real_set.images.filter(label=target)
+    for image in reference:
+        _link(local_image_path(image, folder), folder / "reference" / f"{image.pk}.png")
+    classifiers = {}
+    if train_job.config.get("semi_supervised"):
+        test_images = real_set.images.filter(split="test")
+        classifiers[generated.model_name] = _predictions_csv(
+            local_checkpoint(train_job, folder), test_images, folder, folder / "predictions.csv"
+        )
+    device = "cuda" if select_device("auto").type == "cuda" else "cpu"
+    report = evaluate(
+        output=job_dir(job) / "report.json",
+        models={generated.model_name: {"manifest": manifest, "reference": folder / "reference"}},
+        real_images=folder / "real_train",
+        classifiers=classifiers or None,
+        fcn_steps=cfg["fcn_steps"],
+        feature_extractor=cfg["feature_extractor"],
+        seed=cfg["seed"],
+        device=device,
+        progress=_progress_stage(job),
+    )
+    trained = train_job.result
+    cost = {
+        "parameters": sum(trained.get("parameter_counts", {}).values()),
+        "train_seconds": trained.get("train_seconds"),
+        "images_per_s": trained.get("images_per_s"),
+        "peak_gpu_mem_bytes": trained.get("peak_gpu_mem_bytes"),
+        "device": trained.get("device", ""),
+    }
+    stored = metric_report_store(image_set=generated, report=report, cost=cost, job_id=job.pk)
+    summary = report["models"][generated.model_name]
+    job_finish(
+        job_id=job.pk,
+        status=Job.Status.SUCCEEDED,
+        metric_report=stored,
+        result={
+            "ssim_translation": summary["translation"]["ssim"]["mean"],
+            "kid": summary.get("kid"),
+            "fid": summary.get("fid"),
+            "extractor": (report["settings"].get("feature_extractor") or {}).get("name"),
+        },
+    )
+
+
+def run_classify(job: Job, heartbeat: Heartbeat) -> None:
+    """A standalone classifier on real (plus synthetic) training images, scored on the real test split."""
+    from ganlab.metrics import evaluate
+    from ganlab.train import ClassifierConfig, train_classifier
+
+    cfg, real_set = job.config, job.input_image_set
+    folder = job_dir(job)
+    real = {
+        label: [
+            str(local_image_path(i, folder))
+            for i in real_set.images.filter(split="train", label=label)
+        ]
+        for label in ("benign", "malignant")
+    }
+    synthetic = {}
+    if cfg["synthetic_image_set"]:
+        generated = ImageSet.objects.get(pk=cfg["synthetic_image_set"])
+        for label in ("benign", "malignant"):
+            paths = [str(local_image_path(i, folder)) for i in generated.images.filter(label=label)]
+            if paths:
+                synthetic[label] = paths
+    config = ClassifierConfig(
+        real=real,
+        synthetic=synthetic,
+        encoder=cfg["encoder"],
+        encoder_weights=cfg["encoder_weights"],
+        image_size=cfg["image_size"],
+        batch_size=cfg["batch_size"],
+        epochs=cfg["epochs"],
+        seed=cfg["seed"],
+    )
+    from ganlab.train.runtime import select_device
+
+    device = str(select_device(config.device))
+    result = train_classifier(
+        config,
+        out_dir=folder,
+        on_progress=_progress_writer(job, device),
+        stop_event=heartbeat.cancel,
+    )
+    if result.cancelled:
+        raise JobCancelled
+    name = f"classifier-job{job.pk}"
+    predictions = _predictions_csv(
+        result.checkpoint, real_set.images.filter(split="test"), folder, folder / "predictions.csv"
+    )
+    report = evaluate(
+        output=folder / "report.json", classifiers={name: predictions}, seed=cfg["seed"]
+    )
+    stored = _store_checkpoint(job, result.checkpoint, result.checkpoint_sha256)
+    scores = {
+        k: report["classifiers"][name][k]
+        for k in ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")
+    }
+    job_finish(
+        job_id=job.pk,
+        status=Job.Status.SUCCEEDED,
+        checkpoint=stored,
+        checkpoint_sha256=result.checkpoint_sha256,
+        device=result.device,
+        result={"training": result.to_dict(), "test": scores, "positive_class": "malignant"},
+    )
+
+
 def _failure_message(exc: BaseException, job: Job) -> str:
     """Specific, actionable text for the admin (CUDA out-of-memory says what to change)."""
     import torch
@@ -334,4 +519,6 @@ def run_job(job_id: int) -> str:
 RUNNERS = {
     Job.Kind.TRAIN: run_train,
     Job.Kind.GENERATE: run_generate,
+    Job.Kind.EVALUATE: run_evaluate,
+    Job.Kind.CLASSIFY: run_classify,
 }

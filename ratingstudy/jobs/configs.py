@@ -62,10 +62,15 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     },
     "evaluate": {
         "seed": Field(int, 0, minimum=0),
-        "fcn_epochs": Field(
-            int, 30, minimum=1, maximum=10_000, help="epochs of the FCN-score segmenter"
+        "fcn_steps": Field(
+            int, 300, minimum=1, maximum=100_000, help="training steps of the FCN-score segmenter"
         ),
-        "feature_extractor": Field(str, "auto", ("auto", "inception", "efficientnet_lite0")),
+        "feature_extractor": Field(
+            str,
+            "auto",
+            ("auto", "inception_v3_fid", "inception_v3_torchvision", "efficientnet_lite0"),
+            help="FID/KID features; auto = Inception when its weights are cached, else EfficientNet-Lite0",
+        ),
     },
     "classify": {
         "encoder": Field(str, "efficientnet_lite0", ENCODERS),
