@@ -49,10 +49,8 @@ def expand_sources(sources: Sequence[str | Path], *, what: str = "sources") -> l
 
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float32 (3, H, W) in [-1, 1]."""
-    return (
-        torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div(127.5).sub(1.0)
-    )
+    """uint8 (H, W, 3) -> float32 (3, H, W) in [-1, 1] (copies: decoded arrays may be read-only)."""
+    return torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
 def to_pixels(images: torch.Tensor) -> np.ndarray:

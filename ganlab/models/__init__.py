@@ -17,7 +17,11 @@ from ganlab.models.cyclegan import (
     preset_config,
 )
 from ganlab.models.encoders import Encoder, get_encoder, list_encoders, register_encoder
-from ganlab.models.networks import NLayerDiscriminator, ResnetGenerator, SemiSupervisedPatchDiscriminator
+from ganlab.models.networks import (
+    NLayerDiscriminator,
+    ResnetGenerator,
+    SemiSupervisedPatchDiscriminator,
+)
 from ganlab.models.transfer import EncoderClassifier, EncoderDiscriminator, EncoderUNetGenerator
 from ganlab.models.weights import MissingWeightsError, WeightsChecksumError
 

@@ -43,6 +43,7 @@ from ganlab.models.transfer import EncoderDiscriminator, EncoderUNetGenerator
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet")
 DISCRIMINATORS = ("basic", "n_layers", "encoder")
 CLASS_NAMES = ("benign", "malignant")  # index = class id; malignant is the positive class 1
+NETWORK_NAMES = ("G_A", "G_B", "D_A", "D_B")
 PAPER_NAMES = {"G_A": "G: X->Y", "G_B": "F: Y->X", "D_A": "D_Y", "D_B": "D_X"}
 
 
@@ -84,7 +85,12 @@ class CycleGANConfig:
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        require(self.generator in GENERATORS, self, "generator", f"must be one of {GENERATORS}, got {self.generator!r}")
+        require(
+            self.generator in GENERATORS,
+            self,
+            "generator",
+            f"must be one of {GENERATORS}, got {self.generator!r}",
+        )
         require(
             self.discriminator in DISCRIMINATORS,
             self,
@@ -92,12 +98,22 @@ class CycleGANConfig:
             f"must be one of {DISCRIMINATORS}, got {self.discriminator!r}",
         )
         encoders = list_encoders()
-        for name, needed_by in (("encoder", self.generator == "unet"), ("d_encoder", self.discriminator == "encoder")):
+        for name, needed_by in (
+            ("encoder", self.generator == "unet"),
+            ("d_encoder", self.discriminator == "encoder"),
+        ):
             value = getattr(self, name)
             if needed_by:
-                require(value in encoders, self, name, f"must name one of {encoders}, got {value!r}")
+                require(
+                    value in encoders, self, name, f"must name one of {encoders}, got {value!r}"
+                )
             else:
-                require(value is None, self, name, f"is only used with a pretrained backbone; set it to null, got {value!r}")
+                require(
+                    value is None,
+                    self,
+                    name,
+                    f"is only used with a pretrained backbone; set it to null, got {value!r}",
+                )
         require(
             self.encoder_weights in ENCODER_WEIGHTS,
             self,
@@ -105,9 +121,24 @@ class CycleGANConfig:
             f"must be one of {ENCODER_WEIGHTS}, got {self.encoder_weights!r}",
         )
         unknown = sorted(set(self.weights_paths) - set(encoders))
-        require(not unknown, self, "weights_paths", f"keys must be encoder names {encoders}, got {unknown}")
-        require(self.num_classes == len(CLASS_NAMES), self, "num_classes", f"must be {len(CLASS_NAMES)} ({CLASS_NAMES})")
-        require(self.input_nc == 3 or self.generator != "unet", self, "input_nc", "pretrained encoders take RGB (3)")
+        require(
+            not unknown,
+            self,
+            "weights_paths",
+            f"keys must be encoder names {encoders}, got {unknown}",
+        )
+        require(
+            self.num_classes == len(CLASS_NAMES),
+            self,
+            "num_classes",
+            f"must be {len(CLASS_NAMES)} ({CLASS_NAMES})",
+        )
+        require(
+            self.input_nc == 3 or self.generator != "unet",
+            self,
+            "input_nc",
+            "pretrained encoders take RGB (3)",
+        )
         for name in ("input_nc", "output_nc", "ngf", "ndf", "n_layers_d"):
             require(getattr(self, name) >= 1, self, name, "must be >= 1")
         require(self.init_gain > 0, self, "init_gain", "must be > 0")
@@ -118,13 +149,6 @@ class CycleGANConfig:
         if self.generator != "unet":
             return 4
         return 16 if self.encoder == "vgg16" else 32
-
-    @property
-    def pretrained_encoders(self) -> list[str]:
-        """Encoders whose ImageNet weights this config needs (empty with random init)."""
-        if self.encoder_weights != "imagenet":
-            return []
-        return [name for name in (self.encoder, self.d_encoder) if name is not None]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict; :meth:`from_dict` inverts it."""
@@ -144,7 +168,9 @@ def _encoder(config: CycleGANConfig, name: str, load_weights: bool) -> Encoder:
         encoder.pretrained = True
         return encoder
     path = config.weights_paths.get(name)
-    return get_encoder(name, weights=config.encoder_weights, weights_path=Path(path) if path else None)
+    return get_encoder(
+        name, weights=config.encoder_weights, weights_path=Path(path) if path else None
+    )
 
 
 def build_generator(config: CycleGANConfig, *, load_weights: bool = True) -> nn.Module:
@@ -168,7 +194,9 @@ def build_generator(config: CycleGANConfig, *, load_weights: bool = True) -> nn.
     return net
 
 
-def build_discriminator(config: CycleGANConfig, input_nc: int, *, load_weights: bool = True) -> nn.Module:
+def build_discriminator(
+    config: CycleGANConfig, input_nc: int, *, load_weights: bool = True
+) -> nn.Module:
     """A discriminator; with ``semi_supervised`` its ``forward`` returns ``(patch, class_logits)``."""
     num_classes = config.num_classes if config.semi_supervised else 0
     if config.discriminator == "encoder":
@@ -177,11 +205,27 @@ def build_discriminator(config: CycleGANConfig, input_nc: int, *, load_weights: 
         return EncoderDiscriminator(encoder, ndf=config.ndf, num_classes=num_classes)
     n_layers = 3 if config.discriminator == "basic" else config.n_layers_d
     if num_classes:
-        net: nn.Module = SemiSupervisedPatchDiscriminator(input_nc, config.ndf, n_layers, num_classes)
+        net: nn.Module = SemiSupervisedPatchDiscriminator(
+            input_nc, config.ndf, n_layers, num_classes
+        )
     else:
         net = NLayerDiscriminator(input_nc, config.ndf, n_layers)
     init_weights(net, config.init_gain)
     return net
+
+
+def build_network(config: CycleGANConfig, name: str, *, load_weights: bool = True) -> nn.Module:
+    """Network ``name`` of the model: ``G_A`` (X->Y), ``G_B`` (Y->X), ``D_A`` (on Y) or ``D_B`` (on X)."""
+    if name == "G_A":
+        return build_generator(config, load_weights=load_weights)
+    if name == "G_B":
+        mirrored = dataclasses.replace(config, input_nc=config.output_nc, output_nc=config.input_nc)
+        return build_generator(mirrored, load_weights=load_weights)
+    if name == "D_A":
+        return build_discriminator(config, config.output_nc, load_weights=load_weights)
+    if name == "D_B":
+        return build_discriminator(config, config.input_nc, load_weights=load_weights)
+    raise ValueError(f"unknown network {name!r}; expected one of {NETWORK_NAMES}")
 
 
 class CycleGAN(nn.Module):
@@ -190,11 +234,8 @@ class CycleGAN(nn.Module):
     def __init__(self, config: CycleGANConfig, *, load_weights: bool = True) -> None:
         super().__init__()
         self.config = config
-        mirrored = dataclasses.replace(config, input_nc=config.output_nc, output_nc=config.input_nc)
-        self.G_A = build_generator(config, load_weights=load_weights)
-        self.G_B = build_generator(mirrored, load_weights=load_weights)
-        self.D_A = build_discriminator(config, config.output_nc, load_weights=load_weights)
-        self.D_B = build_discriminator(config, config.input_nc, load_weights=load_weights)
+        for name in NETWORK_NAMES:
+            setattr(self, name, build_network(config, name, load_weights=load_weights))
 
     @property
     def generators(self) -> tuple[nn.Module, nn.Module]:
@@ -211,7 +252,7 @@ class CycleGAN(nn.Module):
     def parameter_counts(self) -> dict[str, int]:
         """Parameter count of each network, by reference name."""
         return {
-            name: sum(p.numel() for p in getattr(self, name).parameters()) for name in ("G_A", "G_B", "D_A", "D_B")
+            name: sum(p.numel() for p in getattr(self, name).parameters()) for name in NETWORK_NAMES
         }
 
 

@@ -21,7 +21,9 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, list) and all(_matches(v, item) for v in value)
     if origin is dict:
         key, item = typing.get_args(hint)
-        return isinstance(value, dict) and all(_matches(k, key) and _matches(v, item) for k, v in value.items())
+        return isinstance(value, dict) and all(
+            _matches(k, key) and _matches(v, item) for k, v in value.items()
+        )
     if hint is type(None):
         return value is None
     if hint is float:
@@ -55,6 +57,7 @@ def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     names = {field.name for field in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known fields: {sorted(names)}")
+        raise ValueError(
+            f"{cls.__name__}: unknown field(s) {unknown}; known fields: {sorted(names)}"
+        )
     return dict(data)
-

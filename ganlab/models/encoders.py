@@ -36,8 +36,6 @@ from torch import nn
 
 from ganlab.models.weights import WeightsFile
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 ENCODER_WEIGHTS = ("imagenet", "random")
 
 
@@ -106,7 +104,9 @@ class EncoderEntry:
 _REGISTRY: dict[str, EncoderEntry] = {}
 
 
-def register_encoder(name: str, *, weights: WeightsFile) -> Callable[[EncoderBuilder], EncoderBuilder]:
+def register_encoder(
+    name: str, *, weights: WeightsFile
+) -> Callable[[EncoderBuilder], EncoderBuilder]:
     """Decorator registering ``builder(state_dict | None) -> Encoder`` under ``name``.
 
     The builder receives the verified pretrained ``state_dict`` (or ``None`` for random
@@ -132,10 +132,14 @@ def encoder_entry(name: str) -> EncoderEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown encoder {name!r}; registered encoders: {list_encoders()}") from None
+        raise ValueError(
+            f"unknown encoder {name!r}; registered encoders: {list_encoders()}"
+        ) from None
 
 
-def get_encoder(name: str, *, weights: str = "imagenet", weights_path: Path | str | None = None) -> Encoder:
+def get_encoder(
+    name: str, *, weights: str = "imagenet", weights_path: Path | str | None = None
+) -> Encoder:
     """Build encoder ``name`` with ``weights='imagenet'`` (verified local file) or ``'random'``.
 
     Raises:
@@ -169,7 +173,12 @@ def _torchvision_file(weights: torchvision.models.WeightsEnum, description: str)
     )
 
 
-@register_encoder("resnet50", weights=_torchvision_file(_RESNET50_V1, "ResNet-50 (torchvision ResNet50_Weights.IMAGENET1K_V1)"))
+@register_encoder(
+    "resnet50",
+    weights=_torchvision_file(
+        _RESNET50_V1, "ResNet-50 (torchvision ResNet50_Weights.IMAGENET1K_V1)"
+    ),
+)
 def _resnet50(state_dict: dict[str, torch.Tensor] | None) -> Encoder:
     net = torchvision.models.resnet50(weights=None)
     if state_dict is not None:
@@ -194,13 +203,22 @@ def _resnet50(state_dict: dict[str, torch.Tensor] | None) -> Encoder:
 # --- VGG-16 (Simonyan & Zisserman 2015), convolutional part up to conv5_3 ------------------
 
 
-@register_encoder("vgg16", weights=_torchvision_file(_VGG16_V1, "VGG-16 (torchvision VGG16_Weights.IMAGENET1K_V1)"))
+@register_encoder(
+    "vgg16",
+    weights=_torchvision_file(_VGG16_V1, "VGG-16 (torchvision VGG16_Weights.IMAGENET1K_V1)"),
+)
 def _vgg16(state_dict: dict[str, torch.Tensor] | None) -> Encoder:
     # Only the 13 conv layers: building the full VGG would allocate its 124M-parameter
     # fully connected classifier just to throw it away.
-    features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"], batch_norm=False)
+    features = torchvision.models.vgg.make_layers(
+        torchvision.models.vgg.cfgs["D"], batch_norm=False
+    )
     if state_dict is not None:
-        conv_weights = {k.removeprefix("features."): v for k, v in state_dict.items() if k.startswith("features.")}
+        conv_weights = {
+            k.removeprefix("features."): v
+            for k, v in state_dict.items()
+            if k.startswith("features.")
+        }
         features.load_state_dict(conv_weights, strict=True)
     # stage boundaries: each block ends with its last ReLU, the max-pool opens the next one
     bounds = [(0, 4), (4, 9), (9, 16), (16, 23), (23, 30)]

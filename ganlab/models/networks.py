@@ -89,7 +89,9 @@ class ResnetGenerator(nn.Module):
         for i in range(n_downsampling):
             mult = 2**i
             layers += [
-                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=True),
+                nn.Conv2d(
+                    ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=True
+                ),
                 instance_norm(ngf * mult * 2),
                 nn.ReLU(True),
             ]
@@ -138,13 +140,17 @@ class NLayerDiscriminator(nn.Module):
         for n in range(1, n_layers):
             nf_mult_prev, nf_mult = nf_mult, min(2**n, 8)
             layers += [
-                nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, kernel_size=4, stride=2, padding=1, bias=True),
+                nn.Conv2d(
+                    ndf * nf_mult_prev, ndf * nf_mult, kernel_size=4, stride=2, padding=1, bias=True
+                ),
                 instance_norm(ndf * nf_mult),
                 nn.LeakyReLU(0.2, True),
             ]
         nf_mult_prev, nf_mult = nf_mult, min(2**n_layers, 8)
         layers += [
-            nn.Conv2d(ndf * nf_mult_prev, ndf * nf_mult, kernel_size=4, stride=1, padding=1, bias=True),
+            nn.Conv2d(
+                ndf * nf_mult_prev, ndf * nf_mult, kernel_size=4, stride=1, padding=1, bias=True
+            ),
             instance_norm(ndf * nf_mult),
             nn.LeakyReLU(0.2, True),
             nn.Conv2d(ndf * nf_mult, 1, kernel_size=4, stride=1, padding=1),
@@ -166,7 +172,9 @@ class SemiSupervisedPatchDiscriminator(NLayerDiscriminator):
     returns ``(patch_logits, class_logits)``.
     """
 
-    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, num_classes: int = 2) -> None:
+    def __init__(
+        self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, num_classes: int = 2
+    ) -> None:
         super().__init__(input_nc=input_nc, ndf=ndf, n_layers=n_layers)
         self.class_head = nn.Linear(self.feature_channels, num_classes)
 

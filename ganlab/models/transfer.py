@@ -76,22 +76,23 @@ class EncoderUNetGenerator(nn.Module):
             self.input_stem = None
         # 1x1 projection of the bottleneck; no norm because it may be 1x1 spatially
         width = decoder_width(reductions[-1], ngf)
-        self.bottleneck = nn.Sequential(nn.Conv2d(channels[-1], width, kernel_size=1), nn.ReLU(True))
+        self.bottleneck = nn.Sequential(
+            nn.Conv2d(channels[-1], width, kernel_size=1), nn.ReLU(True)
+        )
         blocks = []
-        for reduction, skip_channels in zip(reversed(reductions[:-1]), reversed(channels[:-1]), strict=True):
+        for reduction, skip_channels in zip(
+            reversed(reductions[:-1]), reversed(channels[:-1]), strict=True
+        ):
             out = decoder_width(reduction, ngf)
             blocks.append(DecoderBlock(width, skip_channels, out))
             width = out
         self.decoder = nn.ModuleList(blocks)
-        self.head = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(width, output_nc, kernel_size=7), nn.Tanh())
+        self.head = nn.Sequential(
+            nn.ReflectionPad2d(3), nn.Conv2d(width, output_nc, kernel_size=7), nn.Tanh()
+        )
         for part in (self.input_stem, self.bottleneck, self.decoder, self.head):
             if part is not None:
                 init_weights(part)
-
-    @property
-    def multiple(self) -> int:
-        """Input sides must be divisible by this."""
-        return self.encoder.reductions[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = self.encoder(x)  # fine -> coarse

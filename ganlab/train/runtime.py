@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,13 @@ def select_device(requested: str = "auto") -> torch.device:
         return torch.device("cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {requested!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+        raise ValueError(
+            f"device {requested!r} requested but CUDA is not available; use 'auto' or 'cpu'"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {requested!r} requested but MPS is not available; use 'auto' or 'cpu'")
+        raise ValueError(
+            f"device {requested!r} requested but MPS is not available; use 'auto' or 'cpu'"
+        )
     return device
 
 
@@ -55,14 +60,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def seed_everything(seed: int, *, deterministic_cuda: bool = True) -> None:
-    """Seed Python, NumPy and torch (all devices); make cuDNN pick deterministic kernels."""
+def seed_everything(seed: int, *, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and torch (all devices) and choose cuDNN's kernel policy.
+
+    ``deterministic``: cuDNN uses deterministic kernels, so a run repeats bit for bit;
+    otherwise it autotunes (``cudnn.benchmark``) for speed.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic_cuda:
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def rng_state() -> dict[str, Any]:
@@ -143,7 +151,11 @@ class Throughput:
         now = time.perf_counter()
         rate = images / max(now - self._last, 1e-9)
         self._last = now
-        self.images_per_s = rate if self.images_per_s == 0 else self.smoothing * self.images_per_s + (1 - self.smoothing) * rate
+        self.images_per_s = (
+            rate
+            if self.images_per_s == 0
+            else self.smoothing * self.images_per_s + (1 - self.smoothing) * rate
+        )
         return self.images_per_s
 
 
@@ -154,14 +166,9 @@ def peak_memory_bytes(device: torch.device) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def eval_mode(*modules: torch.nn.Module) -> Iterator[None]:
-    """Put modules in eval mode and restore their previous mode on exit."""
-    previous = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, was_training in zip(modules, previous, strict=True):
-            m.train(was_training)
+def report(
+    progress: Progress, on_progress: ProgressCallback | None, stop_event: threading.Event | None
+) -> bool:
+    """Deliver ``progress``; True when the callback returned True or ``stop_event`` is set."""
+    stop = on_progress is not None and on_progress(progress) is True
+    return stop or (stop_event is not None and stop_event.is_set())
