@@ -23,4 +23,3 @@ def test_ping_round_trip_through_real_worker(celery_worker):
     # a pool process of the worker subprocess ran it, not this test process
     assert reply["pid"] != os.getpid()
     assert psutil.Process(reply["pid"]).ppid() == celery_worker.process.pid
-    assert reply["torch_loaded"] is False
