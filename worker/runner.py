@@ -30,7 +30,8 @@ from ratingstudy.jobs.services import (
 )
 
 log = logging.getLogger(__name__)
-PROGRESS_WRITE_SECONDS = 1.0
+PROGRESS_WRITE_SECONDS = 1.0  # latest progress on the row
+HISTORY_POINT_SECONDS = 10.0  # loss-curve points (and every epoch's last iteration)
 
 
 class JobCancelled(Exception):
@@ -43,17 +44,21 @@ def job_dir(job: Job) -> Path:
     return path
 
 
-def local_image_path(image: Image, cache_dir: Path) -> Path:
-    """A local file for a stored image (the file itself on disk storage, else a cached copy)."""
+def local_copy(name: str, target: Path) -> Path:
+    """A local file for a storage name: the file itself on disk storage, else a cached download
+    to ``target`` (remote storage such as S3, when workers do not share a disk)."""
     try:
-        return Path(default_storage.path(image.file.name))
-    except NotImplementedError:  # remote storage (S3): download once into the job folder
-        target = cache_dir / "inputs" / f"{image.sha256}.png"
+        return Path(default_storage.path(name))
+    except NotImplementedError:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            with default_storage.open(image.file.name, "rb") as src, open(target, "wb") as dst:
+            with default_storage.open(name, "rb") as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst)
         return target
+
+
+def local_image_path(image: Image, folder: Path) -> Path:
+    return local_copy(image.file.name, folder / "inputs" / f"{image.sha256}.png")
 
 
 class Heartbeat:
@@ -85,18 +90,26 @@ class Heartbeat:
 
 
 def _progress_writer(job: Job, device: str):
-    """The ganlab progress callback: writes at most once a second, always checks for cancel."""
-    last = 0.0
+    """The ganlab progress callback: progress at most once a second, a loss-curve point every
+    ten seconds and at each epoch's end; it checks for cancellation on every iteration."""
+    last = last_point = float("-inf")
 
     def on_progress(progress) -> bool:
-        nonlocal last
+        nonlocal last, last_point
         now = time.monotonic()
-        last_iteration = progress.iteration == progress.iterations_per_epoch
-        if now - last < PROGRESS_WRITE_SECONDS and not last_iteration:
+        epoch_end = progress.iteration == progress.iterations_per_epoch
+        if now - last < PROGRESS_WRITE_SECONDS and not epoch_end:
             return Job.objects.filter(pk=job.pk, cancel_requested=True).exists()
         last = now
+        point = None
+        if epoch_end or now - last_point >= HISTORY_POINT_SECONDS:
+            last_point = now
+            point = {
+                "step": progress.global_step,
+                "epoch": progress.epoch,
+                "losses": progress.losses,
+            }
         data = progress.to_dict() if hasattr(progress, "to_dict") else dict(vars(progress))
-        point = {"step": progress.global_step, "epoch": progress.epoch, "losses": progress.losses}
         return job_progress_record(job_id=job.pk, progress=data, history_point=point, device=device)
 
     return on_progress
@@ -200,14 +213,7 @@ def run_train(job: Job, heartbeat: Heartbeat) -> None:
 
 def local_checkpoint(job: Job, folder: Path) -> Path:
     """The train job's stored checkpoint as a local file."""
-    try:
-        return Path(default_storage.path(job.checkpoint))
-    except NotImplementedError:
-        target = folder / f"checkpoint-{job.checkpoint_sha256}.pt"
-        if not target.exists():
-            with default_storage.open(job.checkpoint, "rb") as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        return target
+    return local_copy(job.checkpoint, folder / f"checkpoint-{job.checkpoint_sha256}.pt")
 
 
 def generated_model_name(train_job: Job) -> str:
@@ -353,12 +359,7 @@ def run_evaluate(job: Job, heartbeat: Heartbeat) -> None:
             rec = ""
             if str(source.pk) in reconstructions:
                 name = reconstructions[str(source.pk)]
-                try:
-                    rec_path = Path(default_storage.path(name))
-                except NotImplementedError:
-                    rec_path = folder / "reconstructions-cache" / Path(name).name
-                    with default_storage.open(name, "rb") as src_fh, open(rec_path, "wb") as dst:
-                        shutil.copyfileobj(src_fh, dst)
+                rec_path = local_copy(name, folder / "reconstructions-cache" / Path(name).name)
                 rec = str(
                     _link(rec_path, folder / "reconstructions" / f"{source.pk}.png").relative_to(
                         folder
