@@ -145,6 +145,10 @@ def test_sigkilled_worker_job_resumes_from_checkpoint(
     assert "resuming from latest.pt" in job.log_tail
     assert job.result["epochs_done"] == 4
     assert job.result["global_step"] == 4 * job.progress["iterations_per_epoch"]
-    # the resumed run continued the step counter instead of starting over
+    # the second attempt started from the epoch-1 checkpoint, not from scratch: the only
+    # step the curve goes back to is one after that checkpoint
     steps = [point["step"] for point in job.history]
-    assert steps == sorted(steps) and steps[-1] == job.result["global_step"]
+    per_epoch = job.progress["iterations_per_epoch"]
+    drops = [(a, b) for a, b in zip(steps, steps[1:], strict=False) if b < a]
+    assert len(drops) <= 1 and all(b > per_epoch for _, b in drops), steps
+    assert steps[-1] == job.result["global_step"]
