@@ -26,7 +26,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var test-artifacts

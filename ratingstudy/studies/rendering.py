@@ -11,6 +11,8 @@ are the same for every image except ``Content-Length`` (and the never-cache
 from __future__ import annotations
 
 import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
 from ganlab.data.imageio import decode_image, encode_png
@@ -48,3 +50,23 @@ def served_png(data: bytes, *, size: int, corrupt_seed: int | None = None) -> by
     if corrupt_seed is not None:
         pixels = corrupted(pixels, seed=corrupt_seed)
     return encode_png(pixels)
+
+
+def served_png_for(image, *, size: int, corrupt_seed: int | None = None) -> bytes:
+    """:func:`served_png` of a catalogue image, rendered once and kept in storage.
+
+    The output is a pure function of (stored image, size, corruption seed), so the
+    bytes are stored under ``served/`` (a server-side name the browser never sees) and
+    every later request reads them instead of decoding, resampling and re-encoding.
+    """
+    variant = f"-c{corrupt_seed}" if corrupt_seed is not None else ""
+    name = f"served/{image.sha256}-{size}{variant}.png"
+    if default_storage.exists(name):
+        with default_storage.open(name, "rb") as fh:
+            return fh.read()
+    with image.file.open("rb") as stored:
+        png = served_png(stored.read(), size=size, corrupt_seed=corrupt_seed)
+    saved = default_storage.save(name, ContentFile(png))
+    if saved != name:  # another request rendered the same bytes first
+        default_storage.delete(saved)
+    return png

@@ -75,7 +75,7 @@ def session_of_rater(*, rater: Rater) -> Session | None:
 def trial_get(*, rater: Rater, trial_token: str) -> Trial:
     """A trial of this rater's own session; 404 for any other token."""
     trial = (
-        Trial.objects.select_related("session", "image")
+        Trial.objects.select_related("session__study", "image")
         .filter(token=trial_token, session__rater=rater)
         .first()
     )

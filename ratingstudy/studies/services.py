@@ -166,8 +166,11 @@ def session_start(*, rater: Rater, user_agent: str = "") -> Session:
 def trial_mark_shown(*, trial: Trial) -> Trial:
     """Remember when the server first sent this trial (the start of the server-side response time)."""
     if trial.shown_at is None:
-        Trial.objects.filter(pk=trial.pk, shown_at__isnull=True).update(shown_at=timezone.now())
-        trial.refresh_from_db(fields=["shown_at"])
+        now = timezone.now()
+        if Trial.objects.filter(pk=trial.pk, shown_at__isnull=True).update(shown_at=now):
+            trial.shown_at = now
+        else:  # another request marked it first: keep the earliest time
+            trial.refresh_from_db(fields=["shown_at"])
     return trial
 
 

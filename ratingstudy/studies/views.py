@@ -161,10 +161,8 @@ def feedback(request: HttpRequest, rater: Rater, trial_token: str) -> HttpRespon
 def image(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
     """A trial's image, re-encoded: same format, size and headers for every image, no metadata."""
     current = trial_get(rater=rater, trial_token=trial_token)
-    with current.image.file.open("rb") as stored:
-        data = stored.read()
     corrupt_seed = current.pk if current.attention_check == Trial.AttentionCheck.CORRUPTED else None
-    png = rendering.served_png(data, size=rater.study.image_size, corrupt_seed=corrupt_seed)
+    png = rendering.served_png_for(current.image, size=rater.study.image_size, corrupt_seed=corrupt_seed)
     response = HttpResponse(png, content_type=rendering.SERVED_CONTENT_TYPE)
     for name, value in rendering.SERVED_HEADERS.items():
         response[name] = value

@@ -61,3 +61,33 @@ def test_corrupted_check_is_visibly_damaged(client, profiled_rater):
     assert difference.mean() > 40
     # Fetching again gives the same bytes (the damage is seeded per trial, not per request).
     assert fetch(client, profiled_rater, corrupted)[1] == bad
+
+
+def test_served_image_is_rendered_once_then_read_from_storage(client, db, tmp_path):
+    from django.core.files.storage import default_storage
+
+    from ratingstudy.studies import rendering
+
+    real = image_set_make(directory=tmp_path, name="r1", kind=ImageSet.Kind.REAL, size=64)
+    generated = image_set_make(directory=tmp_path, name="g1", kind=ImageSet.Kind.GENERATED, model_name="g", seed=5)
+    study = study_create(
+        name="cache", instructions="x", real_image_sets=[real], generated_image_sets=[generated],
+        images_per_rater=4, practice_trials=0, corrupted_checks=1, repeat_checks=0, image_size=48, is_open=True,
+    )
+    rater = study.raters.create()
+    rater_profile_update(rater=rater, role="other", years_experience=1, specialty="", consented=False)
+    trials = list(session_start(rater=rater).trials.select_related("image"))
+    served = {}
+    for trial in trials:
+        _, served[trial.pk] = fetch(client, rater, trial)
+        seed = trial.pk if trial.attention_check == "corrupted" else None
+        name = f"served/{trial.image.sha256}-48{f'-c{seed}' if seed else ''}.png"
+        assert default_storage.exists(name)
+        with trial.image.file.open("rb") as fh:  # the same bytes as rendering afresh
+            assert served[trial.pk] == rendering.served_png(fh.read(), size=48, corrupt_seed=seed)
+    # later requests send the stored rendering: they work even with the sources gone
+    for trial in trials:
+        if default_storage.exists(trial.image.file.name):
+            default_storage.delete(trial.image.file.name)
+    for trial in trials:
+        assert fetch(client, rater, trial)[1] == served[trial.pk]
