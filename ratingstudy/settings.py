@@ -165,6 +165,10 @@ JOB_STALE_SECONDS = env.int("JOB_STALE_SECONDS", 120, minimum=2)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A launch while Redis is down fails within seconds (and marks the job failed) instead
+# of blocking the admin request.
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 LOGIN_URL = "admin:login"
 

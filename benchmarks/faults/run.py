@@ -342,7 +342,7 @@ def main() -> int:
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=f"{', '.join(SCENARIOS)} (default: all)")
     parser.add_argument("--short", action="store_true", help="CI form: 20 raters, short sessions and jobs")
     parser.add_argument("--kills", type=int, help="web-kill: how many times (default 2; 1 with --short)")
-    parser.add_argument("--launch-during-outage", action="store_true",
+    parser.add_argument("--launch-during-outage", action=argparse.BooleanOptionalAction, default=True,
                         help="redis-restart: also launch a job while Redis is down (see BENCHMARKS.md)")
     parser.add_argument("--database", choices=("auto", "postgres", "sqlite"), default="auto")
     parser.add_argument("--json", type=Path, help="also write the outcome here")

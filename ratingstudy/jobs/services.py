@@ -28,11 +28,29 @@ LOG_TAIL_CHARS = 20_000
 
 
 def job_dispatch(*, job: Job) -> None:
-    """Send the job's id to its queue once the current transaction commits."""
+    """Send the job's id to its queue once the current transaction commits.
+
+    When the broker cannot be reached the job is marked failed with a message that
+    says so, instead of staying "queued" with no message on the way: the researcher
+    presses Resume once Redis is back.
+    """
+    job_id, queue = job.pk, job.queue
+    transaction.on_commit(lambda: _send(job_id=job_id, queue=queue))
+
+
+def _send(*, job_id: int, queue: str) -> None:
     from worker.celery import app  # light: imports no torch and not worker.tasks
 
-    job_id, queue = job.pk, job.queue
-    transaction.on_commit(lambda: app.send_task(TASK_FOR_QUEUE[queue], args=[job_id], queue=queue))
+    try:
+        app.send_task(TASK_FOR_QUEUE[queue], args=[job_id], queue=queue)
+    except Exception as exc:  # kombu raises OperationalError and socket errors
+        log.exception("could not enqueue job %s", job_id)
+        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+            status=Job.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"could not reach the job broker ({type(exc).__name__}: {exc}); "
+            "start Redis or check REDIS_URL, then press Resume",
+        )
 
 
 def job_launch(

@@ -111,3 +111,27 @@ def test_lost_worker_is_requeued_then_failed_after_max_attempts(
     assert job.status == "failed" and "gave up after 2 attempts" in job.error
     fresh.refresh_from_db()
     assert fresh.status == "running"
+
+
+def test_launch_while_broker_is_down_fails_visibly_and_can_be_resumed(
+    tiny_set, monkeypatch, django_capture_on_commit_callbacks
+):
+    from kombu.exceptions import OperationalError
+
+    from worker.celery import app
+
+    def broker_down(name, args, queue):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(app, "send_task", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_launch(kind="train", config={}, input_image_set=tiny_set)
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "could not reach the job broker" in job.error and "press Resume" in job.error
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args, queue: sent.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        job_resume(job=job)
+    job.refresh_from_db()
+    assert job.status == "queued" and sent == [[job.pk]]

@@ -13,5 +13,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         reaped = jobs_reap_stale()
         for job in reaped:
-            self.stdout.write(f"job #{job.pk}: {job.status} ({job.error or 'resumed from its checkpoint'})")
+            self.stdout.write(
+                f"job #{job.pk}: {job.status} ({job.error or 'resumed from its checkpoint'})"
+            )
         self.stdout.write(f"{len(reaped)} lost job(s) handled")
