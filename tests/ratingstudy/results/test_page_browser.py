@@ -3,13 +3,11 @@ and the page refreshes itself when a new answer arrives."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
 from django.test import Client
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import expect
 
 from ratingstudy.results import views
 from ratingstudy.studies.models import Response
@@ -17,20 +15,6 @@ from tests.ratingstudy.results.factories import answer, simulated_study, staff_u
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (see .ci/run)")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 def test_charts_draw_offline_and_page_follows_new_answers(live_server, browser, monkeypatch, artifacts_dir):
