@@ -6,6 +6,7 @@ Launched from the admin as a logged-in staff user, exactly as a researcher does.
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 import torch
@@ -97,13 +98,15 @@ def test_cancel_reaches_running_training_and_leaves_checkpoint(
     )
     response = staff_client.post(f"/admin/jobs/job/{job.pk}/do/cancel/")
     assert response.status_code == 302
-    step_at_cancel = Job.objects.get(pk=job.pk).progress["global_step"]
+    cancelled_at = time.monotonic()
     job = wait_status(
         job.pk, {"cancelled", "failed", "succeeded"}, worker=celery_worker, timeout=60
     )
     assert job.status == "cancelled", job.traceback
-    # honoured within about one iteration (plus the ones in flight while the flag was written)
-    assert job.result["global_step"] <= step_at_cancel + 2
+    # stopped long before the 201 epochs, a few seconds after the request (the per-iteration
+    # check itself is tested without timing in test_progress_writer_sees_cancel_every_iteration)
+    assert time.monotonic() - cancelled_at < 20
+    assert job.result["epochs_done"] < 201 and job.result["cancelled"] is True
     with default_storage.open(job.checkpoint, "rb") as fh:
         state = torch.load(fh, map_location="cpu", weights_only=False)
     assert state["complete"] is False and state["global_step"] == job.result["global_step"]
