@@ -13,7 +13,6 @@ import dataclasses
 import json
 import math
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,6 @@ from ganlab.train.config import TrainConfig
 from ganlab.train.runtime import (
     AMP_MODES,
     DEVICES,
-    Progress,
     ProgressCallback,
     Throughput,
     autocast,
@@ -218,7 +216,6 @@ def train_classifier(
     shuffle = torch.Generator().manual_seed(config.seed)
     path = out_dir / "classifier.pt"
     meter = Throughput()
-    started = time.perf_counter()
     step, seen, epoch, cancelled = 0, 0, 0, False
 
     def save(epochs_done: int) -> str:
@@ -259,18 +256,16 @@ def train_classifier(
             epoch_seen += len(labels)
             loss_sum += loss.item() * len(labels)
             correct += int((logits.argmax(1) == labels).sum())
-            rate = meter.update(len(labels))
-            progress = Progress(
+            progress = meter.progress(
+                len(labels),
+                global_step=step,
+                total_steps=total_steps,
+                batch_size=config.batch_size,
                 epoch=epoch + 1,
                 total_epochs=config.epochs,
                 iteration=iteration,
                 iterations_per_epoch=iters_per_epoch,
-                global_step=step,
-                total_steps=total_steps,
                 losses={"ce": loss.item(), "accuracy": correct / epoch_seen},
-                images_per_s=rate,
-                eta_s=(total_steps - step) * config.batch_size / rate,
-                elapsed_s=time.perf_counter() - started,
                 lr=config.lr,
             )
             if report(progress, on_progress, stop_event):
@@ -279,7 +274,7 @@ def train_classifier(
         epoch += int(completed)
         sha = save(epoch)
     cancelled = cancelled and epoch < config.epochs
-    elapsed = time.perf_counter() - started
+    elapsed = meter.elapsed_s
     return ClassifierResult(
         checkpoint=path,
         checkpoint_sha256=sha,

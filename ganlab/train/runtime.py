@@ -141,11 +141,31 @@ ProgressCallback = Callable[[Progress], "bool | None"]
 
 @dataclass
 class Throughput:
-    """Exponential moving average of images/s over iterations."""
+    """Exponential moving average of images/s over iterations, and the run's clock."""
 
     smoothing: float = 0.9
     images_per_s: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
     _last: float = field(default_factory=time.perf_counter)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def progress(
+        self, images: int, *, global_step: int, total_steps: int, batch_size: int, **fields: Any
+    ) -> Progress:
+        """Count ``images`` just trained on and build the :class:`Progress` of this iteration
+        (speed, ETA from the remaining steps at the smoothed speed, elapsed time)."""
+        rate = self.update(images)
+        return Progress(
+            global_step=global_step,
+            total_steps=total_steps,
+            images_per_s=rate,
+            eta_s=(total_steps - global_step) * batch_size / rate,
+            elapsed_s=self.elapsed_s,
+            **fields,
+        )
 
     def update(self, images: int) -> float:
         now = time.perf_counter()

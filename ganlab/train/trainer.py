@@ -21,7 +21,6 @@ import logging
 import math
 import shutil
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,6 @@ from ganlab.train.checkpoints import CYCLEGAN_KIND
 from ganlab.train.config import RESUMABLE_CHANGES, TrainConfig
 from ganlab.train.losses import ImagePool, gan_loss
 from ganlab.train.runtime import (
-    Progress,
     ProgressCallback,
     Throughput,
     autocast,
@@ -365,7 +363,6 @@ def train(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     loader_generator = torch.Generator()  # DataLoader seeds from this, not the global RNG
-    started = time.perf_counter()
     images_seen = 0
     meter = Throughput()
     cancelled = False
@@ -416,18 +413,16 @@ def train(
             images_seen += batch["A"].shape[0]
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
-            rate = meter.update(batch["A"].shape[0])
-            progress = Progress(
+            progress = meter.progress(
+                batch["A"].shape[0],
+                global_step=global_step,
+                total_steps=total_steps,
+                batch_size=config.batch_size,
                 epoch=epoch + 1,
                 total_epochs=config.total_epochs,
                 iteration=iteration,
                 iterations_per_epoch=iters_per_epoch,
-                global_step=global_step,
-                total_steps=total_steps,
                 losses=losses,
-                images_per_s=rate,
-                eta_s=(total_steps - global_step) * config.batch_size / rate,
-                elapsed_s=time.perf_counter() - started,
                 lr=lr,
             )
             if report(progress, on_progress, stop_event):
@@ -449,7 +444,7 @@ def train(
     cancelled = cancelled and epoch < config.total_epochs
     if not sha:  # resumed a finished run: nothing was trained
         sha = sha256_file(latest)
-    elapsed = time.perf_counter() - started
+    elapsed = meter.elapsed_s
     return TrainResult(
         checkpoint=latest,
         checkpoint_sha256=sha,
