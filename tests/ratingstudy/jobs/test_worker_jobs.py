@@ -13,7 +13,7 @@ import torch
 from django.core.files.storage import default_storage
 
 from ratingstudy.jobs.models import Job
-from tests.ratingstudy.jobs.conftest import TINY_TRAIN, wait_for, wait_status
+from tests.ratingstudy.jobs.helpers import TINY_TRAIN, wait_for, wait_status
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
