@@ -2,7 +2,8 @@
 
 Every image is stored once, normalised to 8-bit RGB PNG without metadata, through
 Django's storage API; the sha256 of the original file is kept beside the sha256
-of the stored PNG.
+of the stored PNG, and ``Image.provenance`` says what the original was (its format,
+and for a tile, where in which field it was cut).
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class Image(models.Model):
     )
     direction = models.CharField(max_length=4, choices=Direction.choices, blank=True, default="")
     checkpoint_sha256 = models.CharField(max_length=64, blank=True)
+    # What the original was: {"original_format": "PNG"|"JPEG"|"TIFF"|..., and for a tile
+    # "tile": {"x", "y", "size", "mode", "field_width", "field_height", "field"}}.
+    provenance = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -86,3 +90,8 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_set.name}/{self.source_path}"
+
+    @property
+    def original_path(self) -> str:
+        """The original file's path relative to the import root (the field a tile was cut from)."""
+        return self.provenance.get("tile", {}).get("field", self.source_path)

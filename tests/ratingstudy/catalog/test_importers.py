@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -285,6 +286,84 @@ def test_folder_import_rejects_non_image_suffix(tmp_path):
     (folder / "readme.txt").write_text("hi")
     with pytest.raises(CommandError, match="readme.txt"):
         call_command("import_folder", folder, "--label", "benign")
+
+
+def test_folder_import_generated_set_records_model_and_file_hashes(tmp_path):
+    folder = tmp_path / "cyclegan_out"
+    _write(folder / "a.png", demo_tile("malignant", 0, 48))
+    _write(folder / "sub" / "b.png", demo_tile("malignant", 1, 48))
+    call_command(
+        "import_folder",
+        folder,
+        "--kind",
+        "generated",
+        "--model",
+        "outside-cyclegan",
+        "--label",
+        "malignant",
+        "--split",
+        "test",
+        "--name",
+        "gen",
+    )
+    image_set = ImageSet.objects.get(name="gen")
+    assert image_set.kind == ImageSet.Kind.GENERATED
+    assert image_set.source == ImageSet.Source.FOLDER
+    assert image_set.model_name == "outside-cyclegan"
+    hashes = {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in ("a.png", "sub/b.png")
+    }
+    assert image_set.import_params == {
+        "imported": True,
+        "command": "import_folder",
+        "root": str(folder.resolve()),
+        "kind": "generated",
+        "model": "outside-cyclegan",
+        "label": "malignant",
+        "split": "test",
+        "files": hashes,
+    }
+    images = {i.source_path: i for i in image_set.images.all()}
+    assert set(images) == set(hashes)
+    for name, image in images.items():
+        assert image.original_sha256 == hashes[name]
+        assert image.provenance == {"original_format": "PNG"}
+        assert (image.label, image.split, image.domain) == ("malignant", "test", "malignant")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kind", "generated"], "--kind generated needs --model NAME"),
+        (["--model", "some-gan"], "real images have none"),
+        (["--kind", "real", "--model", "some-gan"], "real images have none"),
+    ],
+)
+def test_folder_import_model_required_for_generated_only(tmp_path, args, message):
+    folder = tmp_path / "in"
+    _write(folder / "a.png", demo_tile("benign", 0, 48))
+    with pytest.raises(CommandError, match=message):
+        call_command("import_folder", folder, "--label", "benign", *args)
+    assert ImageSet.objects.count() == 0 and Image.objects.count() == 0
+
+
+def test_folder_import_records_each_original_format(tmp_path):
+    import tifffile
+
+    folder = tmp_path / "formats"
+    rgb = demo_tile("benign", 2, 48)
+    _write(folder / "a.jpg", rgb, quality=90)
+    _write(folder / "b.png", rgb)
+    tifffile.imwrite(folder / "c.tif", rgb)
+    call_command("import_folder", folder, "--label", "benign", "--name", "formats")
+    formats = {
+        i.source_path: i.provenance["original_format"]
+        for i in Image.objects.filter(image_set__name="formats")
+    }
+    assert formats == {"a.jpg": "JPEG", "b.png": "PNG", "c.tif": "TIFF"}
+    params = ImageSet.objects.get(name="formats").import_params
+    assert (params["kind"], params["model"]) == ("real", None)
 
 
 def test_seed_demo_is_idempotent():
