@@ -123,15 +123,19 @@ def generate(n_rows: int) -> int:
                 picks = rng.choice(image_ids, size=count, replace=False)
                 base = trial_id
                 for index in range(count):
-                    check, repeat_of = "", None
+                    check, repeat_of, variant = "", None, ""
                     if index == count - 2 and count > 20:
-                        check = "corrupted"
+                        check = variant = "corrupted"
                     elif index == count - 1 and count > 20:
-                        check, repeat_of = "repeat", base + 10
-                    yield (trial_id, session, index, int(picks[index]), f"t{trial_id:021d}", index < 4, check, repeat_of, now)
+                        check, repeat_of, variant = "repeat", base + 10, "flip_h"
+                    yield (
+                        trial_id, session, index, int(picks[index]), f"t{trial_id:021d}", index < 4, check, repeat_of,
+                        variant, f"served/bench/{trial_id}.png", now,
+                    )  # fmt: skip
                     trial_id += 1
 
-        _insert(trial_table, ["id", "session_id", "index", "image_id", "token", "is_practice", "attention_check", "repeat_of_id", "shown_at"], trials())
+        columns = ["id", "session_id", "index", "image_id", "token", "is_practice", "attention_check", "repeat_of_id", "variant", "render", "shown_at"]
+        _insert(trial_table, columns, trials())
 
         def responses():
             quality = rng.integers(1, 6, size=n_rows)

@@ -11,7 +11,9 @@ What is analysed (:class:`ResultFilters`):
 * trials that are attention checks (corrupted or repeated images) are never analysed:
   they are not study data;
 * practice trials are excluded unless ``include_practice``;
-* raters who failed any attention check are excluded unless ``include_failed_checks``.
+* raters excluded by the study's rule (``Study.is_excluded``: by default 2 failed attention
+  checks, or more than half of them) are left out unless ``include_failed_checks``; the
+  rater table and the export say why each one was.
   A **corrupted** check fails when the damaged image is judged real or rated
   ``CORRUPTED_MAX_QUALITY + 1`` or more; a **repeat** check fails when the real/fake
   answer differs from the one given to the same image earlier, or the quality rating
@@ -135,11 +137,11 @@ class _Responses:
         return int(self.rater.size)
 
 
-def check_failures(*, rows: Iterable[Sequence[Any]]) -> dict[int, dict[str, int]]:
-    """Attention-check outcomes per rater: ``{rater_id: {"passed": n, "failed": n}}``.
+def check_failures(*, rows: Iterable[Sequence[Any]]) -> dict[int, dict[str, Any]]:
+    """Attention-check outcomes per rater: ``{rater_id: {"passed": n, "failed": n, "failures": [why, ...]}}``.
 
     ``rows`` are ``_RESPONSE_FIELDS`` tuples of one study (any order); see the module
-    docstring for the rules.
+    docstring for the rules. Each failure is described in words, with the trial positions.
     """
     by_trial: dict[int, tuple] = {}
     checks = []
@@ -147,22 +149,56 @@ def check_failures(*, rows: Iterable[Sequence[Any]]) -> dict[int, dict[str, int]
         by_trial[row[2]] = row
         if row[5]:
             checks.append(row)
-    outcome: dict[int, dict[str, int]] = defaultdict(lambda: {"passed": 0, "failed": 0})
-    for row in checks:
-        rater, kind, judged_real, quality = row[1], row[5], row[11], row[12]
+    outcome: dict[int, dict[str, Any]] = defaultdict(lambda: {"passed": 0, "failed": 0, "failures": []})
+    for row in sorted(checks, key=lambda r: (r[1], r[3])):
+        rater, index, kind, judged_real, quality = row[1], row[3], row[5], row[11], row[12]
+        why = []
         if kind == Trial.AttentionCheck.CORRUPTED:
-            failed = judged_real is True or (quality is not None and quality > CORRUPTED_MAX_QUALITY)
+            if judged_real is True:
+                why.append("judged real")
+            if quality is not None and quality > CORRUPTED_MAX_QUALITY:
+                why.append(f"quality {quality} (> {CORRUPTED_MAX_QUALITY})")
+            where = f"corrupted image at trial {index + 1}"
         else:
             original = by_trial.get(row[6])
             if original is None:  # the original is not answered yet: nothing to compare
                 continue
-            failed = (judged_real is not None and original[11] is not None and judged_real != original[11]) or (
-                quality is not None
-                and original[12] is not None
-                and abs(quality - original[12]) > REPEAT_MAX_QUALITY_CHANGE
-            )
-        outcome[rater]["failed" if failed else "passed"] += 1
+            if judged_real is not None and original[11] is not None and judged_real != original[11]:
+                why.append(f"{_real_word(judged_real)} after {_real_word(original[11])}")
+            if quality is not None and original[12] is not None and abs(quality - original[12]) > REPEAT_MAX_QUALITY_CHANGE:
+                why.append(f"quality {quality} after {original[12]}")
+            where = f"repeat at trial {index + 1} of trial {original[3] + 1}"
+        outcome[rater]["failed" if why else "passed"] += 1
+        if why:
+            outcome[rater]["failures"].append(f"{where}: {', '.join(why)}")
     return dict(outcome)
+
+
+def _real_word(judged_real: bool) -> str:
+    return "real" if judged_real else "generated"
+
+
+def rater_exclusions(*, study: Study, checks: dict[int, dict[str, Any]]) -> dict[int, str]:
+    """Raters the study's rule excludes (``Study.is_excluded``), each with the reason in words."""
+    excluded = {}
+    for rater, outcome in checks.items():
+        checked = outcome["passed"] + outcome["failed"]
+        if study.is_excluded(failed=outcome["failed"], checked=checked):
+            excluded[rater] = (
+                f"failed {outcome['failed']} of {checked} attention checks ({exclusion_rule(study)}): "
+                + "; ".join(outcome["failures"])
+            )
+    return excluded
+
+
+def exclusion_rule(study: Study) -> str:
+    """The study's exclusion rule in words."""
+    parts = []
+    if study.exclude_after_failed_checks:
+        parts.append(f"{study.exclude_after_failed_checks} or more failed")
+    if study.exclude_failed_share < 1:
+        parts.append(f"more than {study.exclude_failed_share:.0%} failed")
+    return "excluded when " + " or ".join(parts) if parts else "never excluded"
 
 
 def _study_rows(study: Study) -> list[tuple]:
@@ -315,7 +351,11 @@ def _pairwise_agreement(data: _Responses) -> dict:
 
 
 def _rater_rows(
-    data: _Responses, raters: dict[int, Rater], checks: dict[int, dict[str, int]], excluded: set[int]
+    data: _Responses,
+    raters: dict[int, Rater],
+    checks: dict[int, dict[str, Any]],
+    excluded: set[int],
+    exclusions: dict[int, str],
 ) -> list[dict]:
     rows = []
     for rater_id, rater in raters.items():
@@ -323,7 +363,7 @@ def _rater_rows(
         has_j = ~np.isnan(mine.judged_real)
         detection = stats.detection_rates(judged_real=mine.judged_real[has_j] == 1, is_real=mine.is_real[has_j])
         q = mine.quality[~np.isnan(mine.quality)]
-        outcome = checks.get(rater_id, {"passed": 0, "failed": 0})
+        outcome = checks.get(rater_id, {"passed": 0, "failed": 0, "failures": []})
         rows.append(
             {
                 "rater": rater_pseudonym(rater_id),
@@ -338,6 +378,8 @@ def _rater_rows(
                 "checks_passed": outcome["passed"],
                 "checks_failed": outcome["failed"],
                 "excluded": rater_id in excluded,
+                "exclusion_reason": exclusions.get(rater_id, ""),
+                "check_failures": outcome["failures"],
             }
         )
     return rows
@@ -419,10 +461,11 @@ def study_results(*, study: Study, filters: ResultFilters | None = None) -> dict
     filters = filters or ResultFilters()
     rows = _study_rows(study)
     groups, sets = _study_groups(study)
-    raters = {r.pk: r for r in Rater.objects.filter(study=study).order_by("pk")}
+    raters = {r.pk: r for r in Rater.objects.filter(study=study, is_audit=False).order_by("pk")}
     checks = check_failures(rows=rows)
     failed = {rater for rater, outcome in checks.items() if outcome["failed"]}
-    excluded = set() if filters.include_failed_checks else failed
+    exclusions = rater_exclusions(study=study, checks=checks)
+    excluded = set() if filters.include_failed_checks else set(exclusions)
 
     # Every rater's analysed answers (the rater table shows excluded raters too), then the analysis set.
     every_rater = _Responses.from_rows(
@@ -494,7 +537,8 @@ def study_results(*, study: Study, filters: ResultFilters | None = None) -> dict
         },
         "agreement": [_agreement(data, "all images")] + [_agreement(data.where(data.group == name), name) for name in groups],
         "pairwise": _pairwise_agreement(data),
-        "raters": _rater_rows(every_rater, raters, checks, excluded),
+        "raters": _rater_rows(every_rater, raters, checks, excluded, exclusions),
+        "exclusion_rule": exclusion_rule(study),
         "by_experience": _by_rater_group(data, raters, groups, lambda r: experience_group(r.years_experience)),
         "by_role": _by_rater_group(data, raters, groups, lambda r: r.get_role_display() if r.role else NO_EXPERIENCE),
         "spearman": spearman,
@@ -528,6 +572,8 @@ RESPONSE_COLUMNS: dict[str, str] = {
     "rater_years_experience": "Int64",
     "rater_specialty": "string",
     "rater_failed_checks": "boolean",
+    "rater_excluded": "boolean",
+    "exclusion_reason": "string",
     "session_id": "int64",
     "trial_index": "int64",
     "image_id": "int64",
@@ -538,11 +584,17 @@ RESPONSE_COLUMNS: dict[str, str] = {
     "is_practice": "boolean",
     "attention_check": "string",
     "repeat_of_index": "Int64",
+    "variant": "string",
+    "exposure_ms": "Int64",
     "judged_real": "boolean",
     "quality": "Int64",
     "confidence": "Int64",
     "client_ms": "Int64",
     "server_ms": "int64",
+    "onscreen_ms": "Int64",
+    "paint_ms": "Int64",
+    "zoom_max": "float64",
+    "zoomed_ms": "Int64",
     "shown_at": "datetime",
     "answered_at": "datetime",
 }
@@ -562,11 +614,16 @@ _EXPORT_FIELDS = (
     "trial__is_practice",
     "trial__attention_check",
     "trial__repeat_of__index",
+    "trial__variant",
     "judged_real",
     "quality",
     "confidence",
     "client_ms",
     "server_ms",
+    "onscreen_ms",
+    "paint_ms",
+    "zoom_max",
+    "zoomed_ms",
     "trial__shown_at",
     "created_at",
 )
@@ -581,15 +638,16 @@ def response_export_queryset(*, study: Study) -> QuerySet:
     )
 
 
-def study_failed_raters(*, study: Study) -> set[int]:
-    """Ids of the raters of ``study`` who failed at least one attention check."""
+def study_check_outcomes(*, study: Study) -> tuple[set[int], dict[int, str]]:
+    """Raters of ``study`` who failed at least one attention check, and those its rule excludes (with why)."""
     check_rows = (
         Response.objects.filter(trial__session__study=study)
         .filter(Q(trial__attention_check__gt="") | Q(trial__repeats__isnull=False))
         .values_list(*_RESPONSE_FIELDS)
         .distinct()
     )
-    return {rater for rater, outcome in check_failures(rows=check_rows).items() if outcome["failed"]}
+    checks = check_failures(rows=check_rows)
+    return {rater for rater, outcome in checks.items() if outcome["failed"]}, rater_exclusions(study=study, checks=checks)
 
 
 #: First characters that make a spreadsheet evaluate a cell as a formula (OWASP CSV injection).
@@ -606,18 +664,19 @@ def response_export_rows(*, study: Study, chunk_size: int = 5000) -> Iterator[tu
     """Tidy rows in :data:`RESPONSE_COLUMNS` order, streamed from the database in chunks
     of ``chunk_size`` (constant memory: nothing is collected). The rater's specialty,
     free text, goes through :func:`spreadsheet_safe`."""
-    failed = study_failed_raters(study=study)
-    study_id = study.pk
+    failed, exclusions = study_check_outcomes(study=study)
+    study_id, exposure_ms = study.pk, study.exposure_ms
     for (
         rater_id, role, years, specialty, session_id, index, image_id, kind, model_name, set_name,
-        label, is_practice, check, repeat_index, judged_real, quality, confidence, client_ms, server_ms,
-        shown_at, answered_at,
+        label, is_practice, check, repeat_index, variant, judged_real, quality, confidence, client_ms, server_ms,
+        onscreen_ms, paint_ms, zoom_max, zoomed_ms, shown_at, answered_at,
     ) in response_export_queryset(study=study).iterator(chunk_size=chunk_size):  # fmt: skip
         yield (
-            study_id, rater_pseudonym(rater_id), role, years, spreadsheet_safe(specialty), rater_id in failed, session_id, index,
+            study_id, rater_pseudonym(rater_id), role, years, spreadsheet_safe(specialty), rater_id in failed,
+            rater_id in exclusions, exclusions.get(rater_id, ""), session_id, index,
             image_id, kind, REAL if kind == ImageSet.Kind.REAL else (model_name or set_name), set_name, label,
-            is_practice, check, repeat_index, judged_real, quality, confidence, client_ms, server_ms,
-            shown_at, answered_at,
+            is_practice, check, repeat_index, variant, exposure_ms, judged_real, quality, confidence, client_ms, server_ms,
+            onscreen_ms, paint_ms, zoom_max, zoomed_ms, shown_at, answered_at,
         )  # fmt: skip
 
 
@@ -627,7 +686,7 @@ def image_aggregate_rows(*, study: Study, filters: ResultFilters | None = None) 
     filters = filters or ResultFilters()
     rows = _study_rows(study)
     checks = check_failures(rows=rows)
-    excluded = set() if filters.include_failed_checks else {r for r, o in checks.items() if o["failed"]}
+    excluded = set() if filters.include_failed_checks else set(rater_exclusions(study=study, checks=checks))
     sums: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0.0])  # n, sum q, sum q^2, n judged, n real
     raters_of: dict[int, set[int]] = defaultdict(set)
     for r in rows:
@@ -715,7 +774,8 @@ def study_manifest(*, study: Study, filters: ResultFilters | None = None) -> dic
     filters = filters or ResultFilters()
     design_fields = (
         "task", "ask_confidence", "images_per_rater", "balance", "raters_per_image", "practice_trials",
-        "corrupted_checks", "repeat_checks", "exposure_ms", "image_size", "is_open",
+        "corrupted_checks", "repeat_checks", "exposure_ms", "canvas_width", "canvas_height", "fit", "jpeg_quality",
+        "practice_holdout", "exclude_after_failed_checks", "exclude_failed_share", "is_open",
     )  # fmt: skip
     _, sets = _study_groups(study)
     image_sets = []
@@ -774,6 +834,7 @@ def study_manifest(*, study: Study, filters: ResultFilters | None = None) -> dic
             "confidence": stats.CONFIDENCE,
             "corrupted_check_fails_above_quality": CORRUPTED_MAX_QUALITY,
             "repeat_check_max_quality_change": REPEAT_MAX_QUALITY_CHANGE,
+            "exclusion_rule": exclusion_rule(study),
             "experience_groups": [list(g) for g in EXPERIENCE_GROUPS],
             "bootstrap": "two-way cluster (raters x images, Owen 2007 pigeonhole), percentile, seeded from the study seed",
             "dprime_correction": "log-linear (Hautus 1995)",

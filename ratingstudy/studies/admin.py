@@ -8,11 +8,16 @@ from django.db.models import Count, Q, QuerySet, Value
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from ratingstudy.catalog.models import ImageSet
-from ratingstudy.studies.models import Rater, Session, Study, StudyDesign
-from ratingstudy.studies.sampling import design_problems
+from ratingstudy.studies.models import Rater, Session, Study
 from ratingstudy.studies.selectors import raters_needed, session_progress
-from ratingstudy.studies.services import rater_reinstate, rater_revoke, raters_create
+from ratingstudy.studies.services import (
+    design_problems_of,
+    rater_reinstate,
+    rater_revoke,
+    raters_create,
+    study_canvas_resolve,
+    study_render,
+)
 
 
 def _with_origin(queryset: QuerySet[Rater], request: HttpRequest) -> QuerySet[Rater]:
@@ -47,15 +52,22 @@ class StudyForm(forms.ModelForm):
             "description",
             "real_image_sets",
             "generated_image_sets",
-            "image_size",
+            "practice_image_sets",
+            "canvas_width",
+            "canvas_height",
+            "fit",
+            "jpeg_quality",
             "task",
             "ask_confidence",
             "images_per_rater",
             "balance",
             "raters_per_image",
             "practice_trials",
+            "practice_holdout",
             "corrupted_checks",
             "repeat_checks",
+            "exclude_after_failed_checks",
+            "exclude_failed_share",
             "exposure_ms",
             "seed",
             "instructions",
@@ -66,20 +78,14 @@ class StudyForm(forms.ModelForm):
         data = super().clean()
         if self.errors:
             return data
-        real: list[ImageSet] = list(data.get("real_image_sets") or [])
-        generated: list[ImageSet] = list(data.get("generated_image_sets") or [])
-        design = StudyDesign(
-            images_per_rater=data["images_per_rater"],
-            balance=data["balance"],
-            practice_trials=data["practice_trials"],
-            corrupted_checks=data["corrupted_checks"],
-            repeat_checks=data["repeat_checks"],
-        )
-        problems = design_problems(
-            design=design,
-            n_real=sum(s.images.count() for s in real),
-            n_generated=sum(s.images.count() for s in generated),
-        )
+        concrete = {field.name for field in Study._meta.concrete_fields}
+        candidate = Study(**{name: value for name, value in data.items() if name in concrete})
+        groups = {
+            "real": list(data.get("real_image_sets") or []),
+            "generated": list(data.get("generated_image_sets") or []),
+            "practice": list(data.get("practice_image_sets") or []),
+        }
+        problems = design_problems_of(study=candidate, groups=groups)
         if problems:
             raise forms.ValidationError(problems)
         return data
@@ -110,13 +116,21 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ["name", "is_open", "task", "images_per_rater", "rater_count", "completed_count", "created_at"]
     list_filter = ["is_open", "task"]
     search_fields = ["name"]
-    filter_horizontal = ["real_image_sets", "generated_image_sets"]
+    filter_horizontal = ["real_image_sets", "generated_image_sets", "practice_image_sets"]
     readonly_fields = ["created_at", "pool_summary"]
     inlines = [RaterInline]
     actions = ["open_studies", "close_studies"]
     fieldsets = [
         (None, {"fields": ["name", "is_open", "description", "created_at"]}),
-        ("Images", {"fields": ["real_image_sets", "generated_image_sets", "pool_summary", "image_size"]}),
+        ("Images", {"fields": ["real_image_sets", "generated_image_sets", "practice_image_sets", "pool_summary"]}),
+        (
+            "Presentation",
+            {
+                "fields": ["canvas_width", "canvas_height", "fit", "jpeg_quality"],
+                "description": "Real and generated images always get the same geometry; a design under which they "
+                "would not is refused. Every image is rendered when the study is saved open.",
+            },
+        ),
         (
             "Design",
             {
@@ -127,8 +141,11 @@ class StudyAdmin(admin.ModelAdmin):
                     "balance",
                     "raters_per_image",
                     "practice_trials",
+                    "practice_holdout",
                     "corrupted_checks",
                     "repeat_checks",
+                    "exclude_after_failed_checks",
+                    "exclude_failed_share",
                     "exposure_ms",
                     "seed",
                 ]
@@ -169,6 +186,11 @@ class StudyAdmin(admin.ModelAdmin):
 
     def save_related(self, request: HttpRequest, form: StudyForm, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
+        study_canvas_resolve(study=form.instance)
+        if form.instance.is_open:
+            made = study_render(study=form.instance)
+            if made:
+                messages.info(request, f"Rendered {made} image(s) for raters.")
         count = form.cleaned_data.get("new_invitations") or 0
         if count:
             raters_create(study=form.instance, count=count)
@@ -176,6 +198,9 @@ class StudyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Open the selected studies to raters")
     def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            study_canvas_resolve(study=study)
+            study_render(study=study)
         queryset.update(is_open=True)
 
     @admin.action(description="Close the selected studies (links are refused politely)")

@@ -8,6 +8,7 @@ from ratingstudy.studies.models import CONFIDENCE_LABELS, QUALITY_LABELS, Rater,
 from ratingstudy.studies.services import Answer
 
 REAL_FAKE_CHOICES = [("real", "Real"), ("generated", "Generated")]
+DAY_MS = 24 * 3600 * 1000
 
 
 class ProfileForm(forms.Form):
@@ -38,7 +39,11 @@ class AnswerForm(forms.Form):
     quality = forms.TypedChoiceField(
         label="Image quality", choices=list(QUALITY_LABELS.items()), coerce=int
     )
-    client_ms = forms.IntegerField(min_value=0, max_value=24 * 3600 * 1000, required=False)
+    client_ms = forms.IntegerField(min_value=0, max_value=DAY_MS, required=False)
+    onscreen_ms = forms.IntegerField(min_value=0, max_value=DAY_MS, required=False)
+    paint_ms = forms.IntegerField(min_value=0, max_value=DAY_MS, required=False)
+    zoom_max = forms.FloatField(min_value=0.0, max_value=1000.0, required=False)
+    zoomed_ms = forms.IntegerField(min_value=0, max_value=DAY_MS, required=False)
 
     def __init__(self, *args, study: Study, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -57,4 +62,8 @@ class AnswerForm(forms.Form):
             confidence=data.get("confidence"),
             quality=data.get("quality"),
             client_ms=data.get("client_ms"),
+            onscreen_ms=data.get("onscreen_ms"),
+            paint_ms=data.get("paint_ms"),
+            zoom_max=data.get("zoom_max"),
+            zoomed_ms=data.get("zoomed_ms"),
         )

@@ -18,9 +18,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ratingstudy.catalog.models import Image, ImageSet
+from ratingstudy.studies.rendering import Presentation
 
 QUALITY_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}  # ITU-R BT.500 ACR
 CONFIDENCE_LABELS = {1: "Guessing", 2: "Fairly sure", 3: "Certain"}
+#: Timed studies: a fixation cross this long comes before each image (as in HYPE, Zhou et al. 2019).
+FIXATION_MS = 500
+#: Timed studies: the server serves an image until fixation + exposure + this grace after its first request.
+WINDOW_GRACE_MS = 1000
 
 
 def new_invitation_token() -> str:
@@ -55,6 +60,11 @@ class Study(models.Model):
         REAL_FAKE = "real_fake", "Real or generated"
         QUALITY = "quality", "Quality 1-5"
         BOTH = "both", "Real or generated, and quality 1-5"
+
+    class Fit(models.TextChoices):
+        FIT = "fit", "Fit: the whole field, letterboxed with a neutral pad"
+        CROP = "crop", "Crop: centre crop to the canvas"
+        NATIVE = "native", "Native: 1:1 pixels, centred"
 
     class Balance(models.TextChoices):
         STRATIFIED = "stratified", "Half real, half generated; stratified by model and by benign/malignant"
@@ -103,10 +113,52 @@ class Study(models.Model):
         validators=[MinValueValidator(100)],
         help_text="If set, the image is hidden after this many milliseconds; answering time stays unlimited.",
     )
-    image_size = models.PositiveIntegerField(
-        default=512,
-        validators=[MinValueValidator(32), MaxValueValidator(2048)],
-        help_text="Every image is centre-cropped to a square and served as a PNG of this many pixels a side.",
+    canvas_width = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(32), MaxValueValidator(4096)],
+        help_text="Width in pixels of what every rater is served; blank: derived from the images.",
+    )
+    canvas_height = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(32), MaxValueValidator(4096)],
+        help_text="Height in pixels of what every rater is served; blank: derived from the images.",
+    )
+    fit = models.CharField(
+        max_length=8,
+        choices=Fit.choices,
+        default=Fit.FIT,
+        help_text="How an image is placed on the canvas; real and generated images always get the same geometry.",
+    )
+    jpeg_quality = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text=(
+            "If set, every image (real and generated) goes through one JPEG round trip at this quality before "
+            "it is served, so that compression artefacts that only one group had are no longer a cue."
+        ),
+    )
+    practice_image_sets = models.ManyToManyField(
+        ImageSet,
+        related_name="practice_in_studies",
+        blank=True,
+        help_text="Practice images come only from these sets (never analysed). Blank: a held-out share of the study's sets.",
+    )
+    practice_holdout = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Without practice sets: this share of each group (real, each model) is held out for practice, never analysed.",
+    )
+    exclude_after_failed_checks = models.PositiveSmallIntegerField(
+        default=2,
+        help_text="Exclude a rater from the analysis after this many failed attention checks (0: never by count).",
+    )
+    exclude_failed_share = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="...or when more than this share of their checks failed (1.0: never by share).",
     )
     seed = models.BigIntegerField(default=new_study_seed, help_text="Sessions derive their seed from it.")
     is_open = models.BooleanField(default=False, help_text="Raters can only rate while the study is open.")
@@ -131,6 +183,25 @@ class Study(models.Model):
     def trials_after_practice(self) -> int:
         """How many trials a rater answers after the practice (analysed ones and attention checks)."""
         return self.images_per_rater + self.corrupted_checks + self.repeat_checks
+
+    @property
+    def is_timed(self) -> bool:
+        return self.exposure_ms is not None
+
+    @property
+    def presentation(self) -> Presentation:
+        """How images are put on the canvas; the canvas is resolved when the study is created."""
+        if self.canvas_width is None or self.canvas_height is None:
+            raise ValueError(f"study {self.name!r} has no canvas yet (it is derived from the images at creation)")
+        return Presentation(
+            width=self.canvas_width, height=self.canvas_height, fit=self.fit, jpeg_quality=self.jpeg_quality
+        )
+
+    def is_excluded(self, *, failed: int, checked: int) -> bool:
+        """The study's exclusion rule: too many failed attention checks, by count or by share."""
+        by_count = self.exclude_after_failed_checks > 0 and failed >= self.exclude_after_failed_checks
+        by_share = checked > 0 and failed / checked > self.exclude_failed_share
+        return by_count or by_share
 
     @property
     def design(self) -> StudyDesign:
@@ -164,6 +235,9 @@ class Rater(models.Model):
     consented_at = models.DateTimeField(null=True, blank=True)
     profile_completed_at = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)
+    is_audit = models.BooleanField(
+        default=False, editable=False, help_text="A temporary rater of blinding_audit: never analysed, deleted after the audit."
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -211,6 +285,13 @@ class Trial(models.Model):
         CORRUPTED = "corrupted", "Corrupted image"
         REPEAT = "repeat", "Repeated image"
 
+    class Variant(models.TextChoices):
+        NONE = "", "As rendered"
+        CORRUPTED = "corrupted", "Corrupted (attention check)"
+        FLIP_H = "flip_h", "Mirrored left-right (repeat check)"
+        FLIP_V = "flip_v", "Mirrored top-bottom (repeat check)"
+        ROT180 = "rot180", "Rotated 180 degrees (repeat check)"
+
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trials")
     index = models.PositiveIntegerField(help_text="0-based position; practice trials come first.")
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="trials")
@@ -222,7 +303,23 @@ class Trial(models.Model):
     repeat_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="repeats"
     )
+    variant = models.CharField(
+        max_length=16,
+        choices=Variant.choices,
+        blank=True,
+        default=Variant.NONE,
+        help_text="How the served pixels differ from the image's render (checks only).",
+    )
+    render = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        help_text="Storage name of the exact bytes this trial serves (made before it is requested).",
+    )
     shown_at = models.DateTimeField(null=True, blank=True, help_text="When the server first sent this trial.")
+    window_opened_at = models.DateTimeField(
+        null=True, blank=True, help_text="Timed studies: the first image request, which opens the viewing window."
+    )
 
     class Meta:
         ordering = ["session_id", "index"]
@@ -261,6 +358,18 @@ class Response(models.Model):
         null=True, blank=True, help_text="Browser: from the image being displayed to the answer being sent."
     )
     server_ms = models.PositiveIntegerField(help_text="Server: from the trial page being first sent to the answer arriving.")
+    onscreen_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Browser: how long the image was on screen (until the mask, or the answer)."
+    )
+    paint_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Browser: from navigation start to the image first drawn (time to first paint)."
+    )
+    zoom_max = models.FloatField(
+        null=True, blank=True, help_text="Browser: the highest magnification reached, in image pixels per screen pixel (1.0 = 1:1)."
+    )
+    zoomed_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Browser: time spent zoomed in beyond the whole-field view while the image was shown."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -281,3 +390,23 @@ class Response(models.Model):
 
     def __str__(self) -> str:
         return f"response to {self.trial}"
+
+
+class Render(models.Model):
+    """The exact bytes served for one image under one presentation (see ``rendering``), made before any request.
+
+    ``presentation`` is :attr:`Study.presentation_key`; studies with the same presentation share renders.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="renders")
+    presentation = models.CharField(max_length=64)
+    name = models.CharField(max_length=300, help_text="Storage name of the served PNG.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "presentation"], name="render_unique_image_presentation")
+        ]
+
+    def __str__(self) -> str:
+        return f"render of image {self.image_id} ({self.presentation[:8]})"

@@ -1,10 +1,14 @@
 """Drawing a session's trials: a pure function of the design, the image pools and a seed.
 
 Order of a session: practice trials first (with feedback, excluded from
-analysis), then the analysed trials shuffled together with the attention
-checks. A corrupted check shows a visibly damaged copy of one of the session's
-images; a repeat check shows an earlier analysed image again, at least a
-quarter of the session later, for intra-rater consistency.
+analysis), drawn in random order from a practice pool that is never analysed
+(so the answers revealed in practice say nothing about any analysed image, and
+the order of real and generated practice images cannot be predicted), then the
+analysed trials shuffled together with the attention checks. A corrupted check
+shows a visibly damaged copy of one of the session's images; a repeat check
+shows an earlier analysed image again, mirrored or turned (so that its bytes
+differ from the original's), at least a quarter of the session later, for
+intra-rater consistency.
 
 ``STRATIFIED`` balance: half the analysed images real, half generated (an odd
 one out goes to a side drawn at random); each half is split as evenly as
@@ -48,6 +52,10 @@ class PlannedTrial:
     is_practice: bool = False
     attention_check: str = Trial.AttentionCheck.NONE
     repeat_of: int | None = None
+    variant: str = Trial.Variant.NONE
+
+
+REPEAT_VARIANTS = (Trial.Variant.FLIP_H, Trial.Variant.FLIP_V, Trial.Variant.ROT180)
 
 
 def session_seed(*, study_seed: int, rater_id: int) -> int:
@@ -114,21 +122,26 @@ def _draw_analysed(
     )
 
 
-def design_problems(*, design: StudyDesign, n_real: int, n_generated: int) -> list[str]:
+def design_problems(*, design: StudyDesign, n_real: int, n_generated: int, n_practice: int) -> list[str]:
     """Why ``design`` cannot be drawn from pools of these sizes (empty when it can)."""
     problems = []
     balanced = design.balance == Study.Balance.STRATIFIED
     n_main = design.images_per_rater
     if balanced and n_real < (n_main + 1) // 2:
-        problems.append(f"{(n_main + 1) // 2} real images are needed per rater, the real sets hold {n_real}")
+        problems.append(
+            f"{(n_main + 1) // 2} real images are needed per rater, the real sets hold {n_real} outside the practice pool"
+        )
     if balanced and n_generated < (n_main + 1) // 2:
         problems.append(
-            f"{(n_main + 1) // 2} generated images are needed per rater, the generated sets hold {n_generated}"
+            f"{(n_main + 1) // 2} generated images are needed per rater, the generated sets hold {n_generated} "
+            "outside the practice pool"
         )
-    if n_real + n_generated < n_main + design.practice_trials:
+    if n_real + n_generated < n_main:
+        problems.append(f"{n_main} analysed images are needed per rater, the sets hold {n_real + n_generated}")
+    if n_practice < design.practice_trials:
         problems.append(
-            f"{n_main} analysed + {design.practice_trials} practice images are needed per rater "
-            f"(practice images are not reused), the sets hold {n_real + n_generated}"
+            f"{design.practice_trials} practice images are needed per rater, the practice pool holds {n_practice} "
+            "(choose practice image sets, or a larger held-out share)"
         )
     if design.repeat_checks > n_main // 2:
         problems.append(f"at most {n_main // 2} repeat checks fit in {n_main} analysed trials")
@@ -138,35 +151,31 @@ def design_problems(*, design: StudyDesign, n_real: int, n_generated: int) -> li
 
 
 def trials_draw(
-    *, design: StudyDesign, pool: Sequence[PoolImage], seed: int, seen: Mapping[int, int] | None = None
+    *,
+    design: StudyDesign,
+    pool: Sequence[PoolImage],
+    practice_pool: Sequence[PoolImage] = (),
+    seed: int,
+    seen: Mapping[int, int] | None = None,
 ) -> list[PlannedTrial]:
     """Draw a session's trials in order. Same arguments, same result.
 
-    ``pool`` must be in a stable order (the selector sorts by id); ``seen`` maps
-    an image id to how many sessions of the study already have it.
+    ``pool`` (analysed images) and ``practice_pool`` (never analysed) must be in a
+    stable order (the selector sorts by id); ``seen`` maps an image id to how many
+    sessions of the study already have it.
     """
     problems = design_problems(
         design=design,
         n_real=sum(p.is_real for p in pool),
         n_generated=sum(not p.is_real for p in pool),
+        n_practice=len(practice_pool),
     )
     if problems:
         raise ApplicationError("the study design cannot be drawn: " + "; ".join(problems))
     rng = np.random.default_rng(seed)
     seen = seen or {}
     analysed = _draw_analysed(design, pool, seen, rng)
-
-    used = {p.image_id for p in analysed}
-    rest = [p for p in pool if p.image_id not in used]
-    practice: list[PoolImage] = []
-    if design.practice_trials:
-        # Alternate real and generated where possible so that the feedback shows both.
-        by_kind = [[p for p in rest if p.is_real], [p for p in rest if not p.is_real]]
-        by_kind = [[group[i] for i in rng.permutation(len(group))] for group in by_kind]
-        first = int(rng.integers(2))
-        while len(practice) < design.practice_trials:
-            group = by_kind[(first + len(practice)) % 2] or by_kind[(first + len(practice) + 1) % 2]
-            practice.append(group.pop())
+    practice = [practice_pool[i] for i in rng.permutation(len(practice_pool))[: design.practice_trials]]
 
     # The session after practice, as (kind, index into ``analysed``) pairs.
     order: list[tuple[str, int]] = [("main", i) for i in range(len(analysed))]
@@ -186,11 +195,17 @@ def trials_draw(
     planned = [PlannedTrial(image_id=p.image_id, is_practice=True) for p in practice]
     main_position = {i: len(planned) + p for p, (kind, i) in enumerate(order) if kind == "main"}
     for kind, i in order:
+        variant = Trial.Variant.NONE
+        if kind == Trial.AttentionCheck.CORRUPTED:
+            variant = Trial.Variant.CORRUPTED
+        elif kind == Trial.AttentionCheck.REPEAT:
+            variant = REPEAT_VARIANTS[int(rng.integers(len(REPEAT_VARIANTS)))]
         planned.append(
             PlannedTrial(
                 image_id=analysed[i].image_id,
                 attention_check="" if kind == "main" else kind,
                 repeat_of=main_position[i] if kind == Trial.AttentionCheck.REPEAT else None,
+                variant=variant,
             )
         )
     return planned

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import hashlib
+import math
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from ratingstudy.catalog.models import Image, ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.studies.models import Rater, Session, Study, Trial
+from ratingstudy.studies.models import Rater, Response, Session, Study, Trial
 from ratingstudy.studies.sampling import PoolImage
 
 
@@ -53,6 +55,8 @@ def rater_get(*, token: str) -> Rater:
     rater = Rater.objects.select_related("study").filter(token=token).first()
     if rater is None:
         raise Http404("unknown invitation")
+    if rater.is_audit:  # blinding_audit's own temporary rater: fetches images, closed study or not
+        return rater
     if rater.revoked:
         raise InvitationRefused(
             "This invitation link has been withdrawn. If you think this is a mistake, "
@@ -76,12 +80,23 @@ def trial_get(*, rater: Rater, trial_token: str) -> Trial:
     """A trial of this rater's own session; 404 for any other token."""
     trial = (
         Trial.objects.select_related("session__study", "image")
+        .annotate(answered=Exists(Response.objects.filter(trial=OuterRef("pk"))))
         .filter(token=trial_token, session__rater=rater)
         .first()
     )
     if trial is None:
         raise Http404("unknown trial")
     return trial
+
+
+def trial_next_token(*, trial: Trial) -> str | None:
+    """The token of the trial after ``trial`` in its session (to preload its image), or None."""
+    return (
+        Trial.objects.filter(session_id=trial.session_id, index__gt=trial.index)
+        .order_by("index")
+        .values_list("token", flat=True)
+        .first()
+    )
 
 
 def session_next_trial(*, session: Session) -> Trial | None:
@@ -107,17 +122,88 @@ def study_images(*, study: Study) -> QuerySet[Image]:
     ).select_related("image_set")
 
 
-def study_pool(*, study: Study) -> list[PoolImage]:
-    """The study's images as the draw sees them, in id order (the draw's input must be stable)."""
-    return [
-        PoolImage(
-            image_id=image.pk,
-            is_real=image.image_set.kind == ImageSet.Kind.REAL,
-            label=image.label,
-            model_name="" if image.image_set.kind == ImageSet.Kind.REAL else image.image_set.model_name,
-        )
-        for image in study_images(study=study).order_by("pk")
-    ]
+def _pool_image(image: Image) -> PoolImage:
+    is_real = image.image_set.kind == ImageSet.Kind.REAL
+    return PoolImage(
+        image_id=image.pk, is_real=is_real, label=image.label, model_name="" if is_real else image.image_set.model_name
+    )
+
+
+def _holdout_rank(seed: int, image_id: int) -> bytes:
+    return hashlib.sha256(f"{seed}:{image_id}".encode()).digest()
+
+
+def sets_pools(
+    *,
+    analysed_sets: list[ImageSet],
+    practice_sets: list[ImageSet],
+    practice_trials: int,
+    practice_holdout: float,
+    seed: int,
+) -> tuple[list[PoolImage], list[PoolImage]]:
+    """The analysed pool and the practice pool (never analysed) of a design, each in id order.
+
+    Practice images come from the practice sets when there are any; otherwise
+    ``practice_holdout`` of each group (real images, each model) is held out, chosen by a
+    hash of the study seed and the image id (stable across requests, unpredictable to raters).
+    """
+    images = Image.objects.filter(image_set__in=analysed_sets).select_related("image_set").order_by("pk")
+    pool = [_pool_image(image) for image in images]
+    if practice_sets:
+        practice = [
+            _pool_image(image)
+            for image in Image.objects.filter(image_set__in=practice_sets).select_related("image_set").order_by("pk")
+        ]
+    elif practice_trials and practice_holdout > 0:
+        groups: dict[tuple[bool, str], list[PoolImage]] = defaultdict(list)
+        for image in pool:
+            groups[(image.is_real, image.model_name)].append(image)
+        practice = []
+        for members in groups.values():
+            count = math.ceil(practice_holdout * len(members))
+            practice += sorted(members, key=lambda p: _holdout_rank(seed, p.image_id))[:count]
+        practice.sort(key=lambda p: p.image_id)
+    else:
+        practice = []
+    held_out = {p.image_id for p in practice}
+    return [p for p in pool if p.image_id not in held_out], practice
+
+
+def study_pools(*, study: Study) -> tuple[list[PoolImage], list[PoolImage]]:
+    """The study's analysed and practice pools (see :func:`sets_pools`)."""
+    return sets_pools(
+        analysed_sets=[*study.real_image_sets.all(), *study.generated_image_sets.all()],
+        practice_sets=list(study.practice_image_sets.all()),
+        practice_trials=study.practice_trials,
+        practice_holdout=study.practice_holdout,
+        seed=study.seed,
+    )
+
+
+def study_all_images(*, study: Study) -> QuerySet[Image]:
+    """Every image the study may serve: its real, generated and practice sets."""
+    return Image.objects.filter(
+        Q(image_set__in=study.real_image_sets.all())
+        | Q(image_set__in=study.generated_image_sets.all())
+        | Q(image_set__in=study.practice_image_sets.all())
+    ).select_related("image_set")
+
+
+def sets_image_sizes(*, groups: dict[str, list[ImageSet]]) -> dict[str, set[tuple[int, int]]]:
+    """The distinct (width, height) of the images of each group of sets."""
+    return {
+        group: set(Image.objects.filter(image_set__in=members).values_list("width", "height").distinct())
+        for group, members in groups.items()
+    }
+
+
+def study_set_groups(*, study: Study) -> dict[str, list[ImageSet]]:
+    """The study's image sets by role: real, generated, practice."""
+    return {
+        "real": list(study.real_image_sets.all()),
+        "generated": list(study.generated_image_sets.all()),
+        "practice": list(study.practice_image_sets.all()),
+    }
 
 
 def study_exposure_counts(*, study: Study) -> dict[int, int]:

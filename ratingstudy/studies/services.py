@@ -2,18 +2,54 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ratingstudy.catalog.models import ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.studies.models import Rater, Response, Session, Study, Trial
+from ratingstudy.studies import rendering
+from ratingstudy.studies.models import (
+    FIXATION_MS,
+    WINDOW_GRACE_MS,
+    Rater,
+    Render,
+    Response,
+    Session,
+    Study,
+    Trial,
+)
 from ratingstudy.studies.sampling import design_problems, session_seed, trials_draw
-from ratingstudy.studies.selectors import session_of_rater, study_exposure_counts, study_pool
+from ratingstudy.studies.selectors import (
+    session_of_rater,
+    sets_image_sizes,
+    sets_pools,
+    study_all_images,
+    study_exposure_counts,
+    study_pools,
+    study_set_groups,
+)
+
+
+class DesignInvalid(ApplicationError):
+    """A study design that cannot run; ``extra["problems"]`` lists every problem, one string each."""
+
+    def __init__(self, study_name: str, problems: list[str]) -> None:
+        super().__init__(
+            f"study {study_name!r} cannot run:\n  " + "\n  ".join(problems), extra={"problems": problems}
+        )
+        self.problems = problems
+
+
+class StudyNotRendered(ApplicationError):
+    """Some of a study's images have no render for its presentation: raters must wait for ``study_render``."""
 
 
 class AlreadyAnswered(ApplicationError):
@@ -28,31 +64,68 @@ class Answer:
     confidence: int | None
     quality: int | None
     client_ms: int | None
+    onscreen_ms: int | None = None
+    paint_ms: int | None = None
+    zoom_max: float | None = None
+    zoomed_ms: int | None = None
 
 
 def study_create(
     *,
     name: str,
     instructions: str,
-    real_image_sets: list[ImageSet],
-    generated_image_sets: list[ImageSet],
+    real_image_sets: Iterable[ImageSet],
+    generated_image_sets: Iterable[ImageSet],
+    practice_image_sets: Iterable[ImageSet] = (),
     **design: object,
 ) -> Study:
-    """Create a study from image sets and design fields (see :class:`Study`); refused if it cannot run."""
-    unknown = set(design) - {f.name for f in Study._meta.concrete_fields}
+    """Create a study from image sets and design fields (see :class:`Study`); refused if it cannot run.
+
+    A blank canvas is derived from the images (the largest width and height). An open
+    study is rendered at once (:func:`study_render`). Raises :class:`DesignInvalid`
+    listing every problem; nothing is created then.
+    """
+    m2m = {"real_image_sets", "generated_image_sets", "practice_image_sets"}
+    unknown = set(design) - {f.name for f in Study._meta.concrete_fields} - m2m
     if unknown:
-        raise ApplicationError(f"unknown study fields: {', '.join(sorted(unknown))}")
+        raise DesignInvalid(name, [f"unknown study field: {field}" for field in sorted(unknown)])
     with transaction.atomic():
         study = Study(name=name, instructions=instructions, **design)
         try:
             study.full_clean()
         except ValidationError as exc:
-            details = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
-            raise ApplicationError(f"study {name!r}: {details}") from exc
+            raise DesignInvalid(
+                name, [f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items()]
+            ) from exc
         study.save()
-        study.real_image_sets.set(real_image_sets)
-        study.generated_image_sets.set(generated_image_sets)
+        study.real_image_sets.set(list(real_image_sets))
+        study.generated_image_sets.set(list(generated_image_sets))
+        study.practice_image_sets.set(list(practice_image_sets))
+        study_canvas_resolve(study=study)
         study_check(study=study)
+        if study.is_open:
+            study_render(study=study)
+    return study
+
+
+def canvas_derive(sizes: dict[str, set[tuple[int, int]]]) -> tuple[int, int] | None:
+    """The default canvas: the largest width and the largest height among the images (None without images)."""
+    every = [size for group in sizes.values() for size in group]
+    if not every:
+        return None
+    return max(w for w, _ in every), max(h for _, h in every)
+
+
+def study_canvas_resolve(*, study: Study) -> Study:
+    """Fill a blank canvas from the images (see :func:`canvas_derive`)."""
+    if study.canvas_width is not None and study.canvas_height is not None:
+        return study
+    derived = canvas_derive(sets_image_sizes(groups=study_set_groups(study=study)))
+    if derived is None:
+        raise DesignInvalid(study.name, ["the study has no images to derive its canvas from"])
+    study.canvas_width = study.canvas_width or derived[0]
+    study.canvas_height = study.canvas_height or derived[1]
+    study.save(update_fields=["canvas_width", "canvas_height"])
     return study
 
 
@@ -101,41 +174,166 @@ def rater_profile_update(
     return rater
 
 
-def study_check(*, study: Study) -> None:
-    """Raise if the study cannot run: wrong kinds of image sets, or pools too small for its design."""
-    wrong = [s.name for s in study.real_image_sets.all() if s.kind != ImageSet.Kind.REAL]
-    wrong += [s.name for s in study.generated_image_sets.all() if s.kind != ImageSet.Kind.GENERATED]
-    if wrong:
-        raise ApplicationError(f"image sets in the wrong role (real vs generated): {', '.join(wrong)}")
-    pool = study_pool(study=study)
-    problems = design_problems(
+def design_problems_of(*, study: Study, groups: dict[str, list[ImageSet]]) -> list[str]:
+    """Everything that stops a design from running: set roles, pool sizes and geometry cues.
+
+    ``study`` may be unsaved (the admin form checks before saving); ``groups`` holds its
+    image sets by role (``real``, ``generated``, ``practice``). A blank canvas is checked as
+    it will be derived.
+    """
+    problems = [
+        f"image set {s.name!r} is listed as real but holds generated images"
+        for s in groups["real"]
+        if s.kind != ImageSet.Kind.REAL
+    ] + [
+        f"image set {s.name!r} is listed as generated but holds real images"
+        for s in groups["generated"]
+        if s.kind != ImageSet.Kind.GENERATED
+    ]
+    analysed = {s.pk for s in groups["real"] + groups["generated"]}
+    problems += [
+        f"image set {s.name!r} cannot be both analysed and a practice set (practice images are never analysed)"
+        for s in groups["practice"]
+        if s.pk in analysed
+    ]
+    pool, practice = sets_pools(
+        analysed_sets=groups["real"] + groups["generated"],
+        practice_sets=groups["practice"],
+        practice_trials=study.practice_trials,
+        practice_holdout=study.practice_holdout,
+        seed=study.seed,
+    )
+    problems += design_problems(
         design=study.design,
         n_real=sum(p.is_real for p in pool),
         n_generated=sum(not p.is_real for p in pool),
+        n_practice=len(practice),
     )
+    sizes = sets_image_sizes(groups=groups)
+    derived = canvas_derive(sizes)
+    if derived is not None:
+        presentation = rendering.Presentation(
+            width=study.canvas_width or derived[0],
+            height=study.canvas_height or derived[1],
+            fit=study.fit,
+            jpeg_quality=study.jpeg_quality,
+        )
+        problems += rendering.geometry_problems(sizes=sizes, presentation=presentation)
+    return problems
+
+
+def study_problems(*, study: Study) -> list[str]:
+    """:func:`design_problems_of` a saved study."""
+    return design_problems_of(study=study, groups=study_set_groups(study=study))
+
+
+def study_check(*, study: Study) -> None:
+    """Raise :class:`DesignInvalid` if the study cannot run (see :func:`study_problems`)."""
+    problems = study_problems(study=study)
     if problems:
-        raise ApplicationError(f"study {study.name!r} cannot run: " + "; ".join(problems))
+        raise DesignInvalid(study.name, problems)
+
+
+def study_mask_name(*, study: Study) -> str:
+    """Storage name of the noise mask served once a trial's viewing window is over."""
+    return f"served/{study.presentation.key}/mask.png"
+
+
+def _storage_put(name: str, data: bytes) -> str:
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    saved = default_storage.save(name, ContentFile(data))
+    if saved != name:  # a concurrent writer took the name: the bytes are the same function of the same input
+        default_storage.delete(saved)
+    return name
+
+
+def study_render(*, study: Study) -> int:
+    """Render every image the study may serve, and its mask, ahead of any request; returns how many were made.
+
+    Renders are keyed by the presentation, so an image already rendered for an equal
+    presentation (by this or another study) is not rendered again. Raters are refused
+    politely until a study is fully rendered (see :func:`session_start`): the server never
+    renders on a request, so the time to serve an image says nothing about it.
+    """
+    presentation = study.presentation
+    key = presentation.key
+    made = 0
+    for image in study_all_images(study=study).exclude(renders__presentation=key).order_by("pk").iterator():
+        with image.file.open("rb") as stored:
+            data = rendering.render(stored.read(), presentation=presentation)
+        name = _storage_put(f"served/{key}/{image.sha256}.png", data)
+        Render.objects.get_or_create(image=image, presentation=key, defaults={"name": name})
+        made += 1
+    mask = study_mask_name(study=study)
+    if not default_storage.exists(mask):
+        _storage_put(mask, rendering.noise_mask(presentation=presentation, seed=int(key[:8], 16)))
+    # Trials drawn before their study had renders (databases from before renders existed).
+    pending = list(Trial.objects.filter(session__study=study, render="").select_related("session"))
+    if pending:
+        renders = study_renders(study=study, image_ids={trial.image_id for trial in pending})
+        for trial in pending:
+            trial.render = renders[trial.image_id]
+            if trial.variant:
+                trial.render = _variant_render(
+                    study=study, base_name=trial.render, kind=trial.variant, seed=trial.session.seed + trial.index
+                )
+        Trial.objects.bulk_update(pending, ["render"])
+    return made
+
+
+def study_renders(*, study: Study, image_ids: Iterable[int]) -> dict[int, str]:
+    """Image id -> storage name of its render for the study's presentation; raises if any is missing."""
+    image_ids = set(image_ids)
+    names = dict(
+        Render.objects.filter(presentation=study.presentation.key, image_id__in=image_ids).values_list("image_id", "name")
+    )
+    missing = image_ids - set(names)
+    if missing:
+        raise StudyNotRendered(
+            f"study {study.name!r}: {len(missing)} image(s) are not rendered yet; run `manage.py study_render "
+            f"{study.pk}` (or save the study in the admin)",
+            extra={"missing": sorted(missing)},
+        )
+    return names
+
+
+def _variant_render(*, study: Study, base_name: str, kind: str, seed: int) -> str:
+    with default_storage.open(base_name, "rb") as fh:
+        pixels = rendering.decode_served(fh.read())
+    data = rendering.encode_fixed_png(rendering.variant(pixels, kind=kind, seed=seed))
+    return _storage_put(f"served/{study.presentation.key}/t/{secrets.token_hex(16)}.png", data)
 
 
 def session_start(*, rater: Rater, user_agent: str = "") -> Session:
     """The rater's session, drawn and stored on the first call; later calls return the same one.
 
     The trial order is drawn once from a seed derived from the study seed and
-    the rater, and saved, so it is reproducible and survives restarts.
+    the rater, and saved, so it is reproducible and survives restarts. Every trial
+    gets the name of the exact bytes it serves: the study's render of its image, or a
+    variant rendered here (a corrupted copy, a mirrored repeat), so no image request
+    ever renders anything. Raises :class:`StudyNotRendered` while renders are missing.
     """
     existing = session_of_rater(rater=rater)
     if existing is not None:
         return existing
     study = rater.study
     seed = session_seed(study_seed=study.seed, rater_id=rater.pk)
+    pool, practice = study_pools(study=study)
+    plan = trials_draw(
+        design=study.design, pool=pool, practice_pool=practice, seed=seed, seen=study_exposure_counts(study=study)
+    )
+    renders = study_renders(study=study, image_ids=[planned.image_id for planned in plan])
+    written: list[str] = []
     try:
+        names = []
+        for index, planned in enumerate(plan):
+            name = renders[planned.image_id]
+            if planned.variant:
+                name = _variant_render(study=study, base_name=name, kind=planned.variant, seed=seed + index)
+                written.append(name)
+            names.append(name)
         with transaction.atomic():
-            plan = trials_draw(
-                design=study.design,
-                pool=study_pool(study=study),
-                seed=seed,
-                seen=study_exposure_counts(study=study),
-            )
             session = Session.objects.create(rater=rater, study=study, seed=seed, user_agent=user_agent[:400])
             # Originals first: a repeat trial must point at its (earlier) original when inserted.
             created: dict[int, Trial] = {}
@@ -148,6 +346,8 @@ def session_start(*, rater: Rater, user_agent: str = "") -> Session:
                         is_practice=planned.is_practice,
                         attention_check=planned.attention_check,
                         repeat_of=created[planned.repeat_of] if repeats else None,
+                        variant=planned.variant,
+                        render=names[index],
                     )
                     for index, planned in enumerate(plan)
                     if (planned.repeat_of is not None) == repeats
@@ -155,11 +355,17 @@ def session_start(*, rater: Rater, user_agent: str = "") -> Session:
                 Trial.objects.bulk_create(batch.values())
                 created.update(batch)
     except IntegrityError:
+        for name in written:
+            default_storage.delete(name)
         # The same link opened twice at once: the other request created the session.
         existing = session_of_rater(rater=rater)
         if existing is None:
             raise
         return existing
+    except BaseException:
+        for name in written:
+            default_storage.delete(name)
+        raise
     return session
 
 
@@ -172,6 +378,36 @@ def trial_mark_shown(*, trial: Trial) -> Trial:
         else:  # another request marked it first: keep the earliest time
             trial.refresh_from_db(fields=["shown_at"])
     return trial
+
+
+def trial_window_closes(*, trial: Trial) -> datetime | None:
+    """When a timed trial stops serving its image (None: untimed, or not requested yet)."""
+    study = trial.session.study
+    if not study.is_timed or trial.window_opened_at is None:
+        return None
+    return trial.window_opened_at + timedelta(milliseconds=FIXATION_MS + study.exposure_ms + WINDOW_GRACE_MS)
+
+
+def trial_image_serve(*, trial: Trial, answered: bool, now: datetime | None = None) -> str:
+    """The storage name to send for a request of ``trial``'s image now: its render, or the noise mask.
+
+    * an answered trial gets the mask, except a practice trial (its feedback shows the image again);
+    * in a timed study the first request opens the trial's viewing window, which stays open for
+      the fixation, the exposure and a small grace (:data:`WINDOW_GRACE_MS`); after it, a reload or
+      a second fetch gets the mask, whatever the browser's script does.
+    """
+    study = trial.session.study
+    if answered:
+        return trial.render if trial.is_practice else study_mask_name(study=study)
+    if not study.is_timed:
+        return trial.render
+    now = now or timezone.now()
+    if trial.window_opened_at is None:
+        if Trial.objects.filter(pk=trial.pk, window_opened_at__isnull=True).update(window_opened_at=now):
+            trial.window_opened_at = now
+        else:  # a concurrent request opened it first
+            trial.refresh_from_db(fields=["window_opened_at"])
+    return trial.render if now <= trial_window_closes(trial=trial) else study_mask_name(study=study)
 
 
 def rating_submit(*, trial: Trial, answer: Answer, received_at: datetime | None = None) -> Response:
@@ -197,6 +433,10 @@ def rating_submit(*, trial: Trial, answer: Answer, received_at: datetime | None 
                 confidence=answer.confidence,
                 quality=answer.quality,
                 client_ms=answer.client_ms,
+                onscreen_ms=answer.onscreen_ms,
+                paint_ms=answer.paint_ms,
+                zoom_max=answer.zoom_max,
+                zoomed_ms=answer.zoomed_ms,
                 server_ms=max(0, round((received_at - shown_at).total_seconds() * 1000)),
                 created_at=received_at,
             )

@@ -10,15 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.core.files.storage import default_storage
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.cache import never_cache
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ratingstudy.errors import ApplicationError
 from ratingstudy.studies import rendering
 from ratingstudy.studies.forms import AnswerForm, ProfileForm
-from ratingstudy.studies.models import CONFIDENCE_LABELS, QUALITY_LABELS, Rater, Study, Trial
+from ratingstudy.studies.models import (
+    CONFIDENCE_LABELS,
+    FIXATION_MS,
+    QUALITY_LABELS,
+    Rater,
+    Study,
+    Trial,
+)
 from ratingstudy.studies.selectors import (
     InvitationRefused,
     practice_feedback,
@@ -27,33 +37,43 @@ from ratingstudy.studies.selectors import (
     session_of_rater,
     session_progress,
     trial_get,
+    trial_next_token,
 )
 from ratingstudy.studies.services import (
     AlreadyAnswered,
     rater_profile_update,
     rating_submit,
     session_start,
+    trial_image_serve,
     trial_mark_shown,
+    trial_window_closes,
 )
 
 RaterView = Callable[..., HttpResponse]
+#: Keys of the confidence buttons (1-5 belong to quality; Z X C sit under the R and F of the real/fake answer).
+CONFIDENCE_KEYS = {1: "z", 2: "x", 3: "c"}
+#: What the page's script measures and sends with each answer (see ``Response``).
+BROWSER_MEASURES = ("client_ms", "onscreen_ms", "paint_ms", "zoom_max", "zoomed_ms")
 
 
 def rater_view(view: RaterView) -> RaterView:
     """Resolve ``token`` to a usable rater, or answer with a polite refusal page (403).
 
-    Nothing a rater gets may be cached: the back button then asks the server,
-    which answers with the current trial.
+    No rater page may be cached: the back button then asks the server, which
+    answers with the current trial. (Images set their own caching: see :func:`image`.)
     """
 
     @wraps(view)
-    @never_cache
     def wrapper(request: HttpRequest, token: str, **kwargs: str) -> HttpResponse:
         try:
             rater = rater_get(token=token)
         except InvitationRefused as exc:
-            return render(request, "studies/refused.html", {"message": exc.message}, status=403)
-        return view(request, rater, **kwargs)
+            response = render(request, "studies/refused.html", {"message": exc.message}, status=403)
+        else:
+            response = view(request, rater, **kwargs)
+        if not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
+        return response
 
     return wrapper
 
@@ -87,16 +107,36 @@ def invitation(request: HttpRequest, rater: Rater) -> HttpResponse:
     return render(request, "studies/welcome.html", {"rater": rater, "study": rater.study, "form": form})
 
 
+def _stage(rater: Rater, trial: Trial, *, preload: bool) -> dict:
+    """What the viewer needs: the image URL, canvas, timing, and the next image to preload."""
+    study: Study = rater.study
+    closes = trial_window_closes(trial=trial)
+    next_token = trial_next_token(trial=trial) if preload and not study.is_timed else None
+    return {
+        "image_url": reverse("studies:image", kwargs={"token": rater.token, "trial_token": trial.token}),
+        "next_image_url": (
+            reverse("studies:image", kwargs={"token": rater.token, "trial_token": next_token}) if next_token else ""
+        ),
+        "width": study.canvas_width,
+        "height": study.canvas_height,
+        "exposure_ms": study.exposure_ms if preload else None,
+        "fixation_ms": FIXATION_MS,
+        "window_closed": preload and closes is not None and timezone.now() > closes,
+    }
+
+
 def _render_trial(request: HttpRequest, rater: Rater, trial: Trial, form: AnswerForm, status: int = 200) -> HttpResponse:
     study: Study = rater.study
     context = {
         "rater": rater,
         "study": study,
         "trial": trial,
+        "stage": _stage(rater, trial, preload=True),
         "form": form,
         "progress": session_progress(session=trial.session),
         "quality_labels": QUALITY_LABELS.items(),
-        "confidence_labels": CONFIDENCE_LABELS.items(),
+        "confidence_labels": [(v, text, CONFIDENCE_KEYS[v]) for v, text in CONFIDENCE_LABELS.items()],
+        "timing_fields": BROWSER_MEASURES,
     }
     return render(request, "studies/trial.html", context, status=status)
 
@@ -150,6 +190,7 @@ def feedback(request: HttpRequest, rater: Rater, trial_token: str) -> HttpRespon
         "study": rater.study,
         "trial": current,
         "feedback": practice_feedback(trial=current),
+        "stage": _stage(rater, current, preload=False),
         "progress": session_progress(session=current.session),
         "quality_labels": QUALITY_LABELS,
     }
@@ -159,13 +200,22 @@ def feedback(request: HttpRequest, rater: Rater, trial_token: str) -> HttpRespon
 @require_GET
 @rater_view
 def image(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
-    """A trial's image, re-encoded: same format, size and headers for every image, no metadata."""
+    """A trial's image: pre-rendered bytes of one length, one set of headers, for every image of the study.
+
+    A timed study's image is served only while the trial's viewing window is open (then the
+    noise mask), and never cached; an untimed study's may be cached privately, so that the
+    page can preload the next trial's image.
+    """
     current = trial_get(rater=rater, trial_token=trial_token)
-    corrupt_seed = current.pk if current.attention_check == Trial.AttentionCheck.CORRUPTED else None
-    png = rendering.served_png_for(current.image, size=rater.study.image_size, corrupt_seed=corrupt_seed)
-    response = HttpResponse(png, content_type=rendering.SERVED_CONTENT_TYPE)
-    for name, value in rendering.SERVED_HEADERS.items():
-        response[name] = value
+    name = trial_image_serve(trial=current, answered=current.answered)
+    with default_storage.open(name, "rb") as stored:
+        response = HttpResponse(stored.read(), content_type=rendering.SERVED_CONTENT_TYPE)
+    for header, value in rendering.SERVED_HEADERS.items():
+        response[header] = value
+    if rater.study.is_timed:
+        response["Cache-Control"] = "no-store"
+    else:
+        patch_cache_control(response, private=True, max_age=3600)
     return response
 
 

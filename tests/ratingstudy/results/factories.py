@@ -114,7 +114,7 @@ def simulated_study(
 ) -> Simulated:
     """Every rater answers every image once (real/fake, quality, confidence); rater 0 also
     does a practice trial; with ``with_checks`` each rater gets a corrupted and a repeat
-    check, and the last rater fails the corrupted one. ``unrated`` extra real images are
+    check, and the last rater fails both (so the default rule excludes them). ``unrated`` extra real images are
     in the study but never shown."""
     rng = np.random.default_rng(seed)
     real = image_set_create(name="real-set", kind=ImageSet.Kind.REAL, n=n_images + unrated)
@@ -148,7 +148,7 @@ def simulated_study(
             answer(rater=rater, image=sources[0], index=index, judged_real=fails, quality=4 if fails else 1, attention_check=Trial.AttentionCheck.CORRUPTED)
             response = first_trial.response
             answer(
-                rater=rater, image=first_trial.image, index=index + 1, judged_real=response.judged_real, quality=response.quality,
+                rater=rater, image=first_trial.image, index=index + 1, judged_real=response.judged_real != fails, quality=response.quality,
                 attention_check=Trial.AttentionCheck.REPEAT, repeat_of=first_trial,
             )  # fmt: skip
     return Simulated(

@@ -118,11 +118,37 @@ def test_attention_check_rules():
     answer(rater=rater, image=image, index=51, judged_real=True, quality=3, attention_check=Trial.AttentionCheck.REPEAT, repeat_of=first)
     answer(rater=rater, image=image, index=52, judged_real=False, quality=2, attention_check=Trial.AttentionCheck.CORRUPTED)
     rows = selectors._study_rows(sim.study)
-    assert check_failures(rows=rows) == {rater.pk: {"passed": 2, "failed": 0}}
+    assert check_failures(rows=rows) == {rater.pk: {"passed": 2, "failed": 0, "failures": []}}
     answer(rater=rater, image=image, index=53, judged_real=False, quality=4, attention_check=Trial.AttentionCheck.REPEAT, repeat_of=first)
     answer(rater=rater, image=image, index=54, judged_real=None, quality=3, attention_check=Trial.AttentionCheck.CORRUPTED)
-    assert check_failures(rows=selectors._study_rows(sim.study)) == {rater.pk: {"passed": 2, "failed": 2}}
-    assert selectors.study_failed_raters(study=sim.study) == {rater.pk}
+    outcome = check_failures(rows=selectors._study_rows(sim.study))[rater.pk]
+    assert (outcome["passed"], outcome["failed"]) == (2, 2)
+    assert outcome["failures"] == [
+        "repeat at trial 54 of trial 51: generated after real",
+        "corrupted image at trial 55: quality 3 (> 2)",
+    ]
+    failed, excluded = selectors.study_check_outcomes(study=sim.study)
+    assert failed == {rater.pk} and set(excluded) == {rater.pk}
+    assert excluded[rater.pk].startswith("failed 2 of 4 attention checks (excluded when 2 or more failed or more than 50% failed)")
+
+
+def test_exclusion_rule_is_the_studys_and_explained():
+    sim = simulated_study(n_raters=1, n_images=2, with_checks=False)
+    rater = sim.raters[0]
+    image = sim.sets["real"].images.first()
+    first = answer(rater=rater, image=image, index=50, judged_real=True, quality=4)
+    for index in (51, 52, 53):
+        answer(rater=rater, image=image, index=index, judged_real=True, quality=4, attention_check=Trial.AttentionCheck.REPEAT, repeat_of=first)
+    answer(rater=rater, image=image, index=54, judged_real=True, quality=1, attention_check=Trial.AttentionCheck.CORRUPTED)
+    checks = check_failures(rows=selectors._study_rows(sim.study))
+    # One failure in four checks: kept under the default rule (2 failures, or more than half).
+    assert selectors.rater_exclusions(study=sim.study, checks=checks) == {}
+    sim.study.exclude_after_failed_checks = 1
+    assert set(selectors.rater_exclusions(study=sim.study, checks=checks)) == {rater.pk}
+    sim.study.exclude_after_failed_checks, sim.study.exclude_failed_share = 0, 0.2
+    assert "more than 20% failed" in selectors.rater_exclusions(study=sim.study, checks=checks)[rater.pk]
+    sim.study.exclude_failed_share = 1.0
+    assert selectors.rater_exclusions(study=sim.study, checks=checks) == {}
 
 
 def test_experience_groups_and_comparisons():

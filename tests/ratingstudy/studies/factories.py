@@ -51,7 +51,6 @@ def study_make(*, directory: Path, name: str = "Test study", **design: object) -
         "practice_trials": 2,
         "corrupted_checks": 1,
         "repeat_checks": 1,
-        "image_size": 64,
         "is_open": True,
         **design,
     }

@@ -22,7 +22,10 @@ def study_post(study: Study, **overrides: object) -> dict:
         "practice_trials": "2",
         "corrupted_checks": "1",
         "repeat_checks": "1",
-        "image_size": "64",
+        "fit": "fit",
+        "practice_holdout": "0.1",
+        "exclude_after_failed_checks": "2",
+        "exclude_failed_share": "0.5",
         "seed": "7",
         "new_invitations": "3",
         **INLINE,
@@ -34,7 +37,7 @@ def study_post(study: Study, **overrides: object) -> dict:
 def test_design_that_the_pool_cannot_fill_is_refused_in_the_form(admin_client, study):
     page = admin_client.post(reverse("admin:studies_study_add"), study_post(study, images_per_rater=40))
     assert page.status_code == 200
-    assert "20 real images are needed per rater, the real sets hold 6" in page.content.decode()
+    assert "20 real images are needed per rater, the real sets hold 5" in page.content.decode()
     assert not Study.objects.filter(name="Admin study").exists()
 
 

@@ -1,70 +1,165 @@
-"""The blinding audit flags a planted shortcut and passes a clean study."""
+"""blinding_audit measures what browsers receive: it passes a BreakHis-shaped study and flags every planted cue.
+
+The study is the one the issue describes: real 700x460 fields (cut into 256 px tiles at
+import, so both groups get the same geometry) and generated 256x256 images that went
+through JPEG before import (the study re-encodes every image at the same quality).
+Each planted cue is put where a real deployment could get it: in the served renders
+(a stale or tampered cache), or in the HTTP layer (a header, a slow path).
+"""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+import numpy as np
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from PIL import Image as PILImage
+from PIL import ImageFilter
 
-from ganlab.data.imageio import decode_image, encode_png
+from ganlab.data.demo import LABELS, demo_tile
+from ganlab.data.imageio import encode_png
 from ratingstudy.catalog.models import ImageSet
-from ratingstudy.studies.blinding import blinding_audit
+from ratingstudy.studies import rendering
+from ratingstudy.studies.blinding import blinding_audit, jpeg_blockiness
+from ratingstudy.studies.models import Rater, Render, Study
 from ratingstudy.studies.services import study_create
-from tests.ratingstudy.studies.factories import image_set_make
+
+FIELDS_PER_LABEL = 3  # 700x460 fields -> 2 grid tiles of 256 each
+GENERATED_PER_LABEL = 6
+JPEG_QUALITY = 75
 
 
-def make_study(tmp_path, *, real_height: int | None) -> str:
-    real = image_set_make(
-        directory=tmp_path, name="real", kind=ImageSet.Kind.REAL, size=96 if real_height else 64, height=real_height,
-        per_label=6,
+@pytest.fixture(scope="module")
+def source_folders(tmp_path_factory) -> Path:
+    """Real 700x460 PNG fields and generated 256x256 JPEGs (crops of other fields, as a GAN's output)."""
+    root = tmp_path_factory.mktemp("breakhis-like")
+    for label in LABELS:
+        (root / "real" / label).mkdir(parents=True)
+        (root / "generated" / label).mkdir(parents=True)
+        for index in range(FIELDS_PER_LABEL):
+            field = demo_tile(label, index, 700, 0)[:460]
+            (root / "real" / label / f"field_{index}.png").write_bytes(encode_png(field))
+        for index in range(GENERATED_PER_LABEL):
+            crop = demo_tile(label, 100 + index, 700, 1)[:460][102:358, 94 + 60 * index : 350 + 60 * index]
+            buffer = io.BytesIO()
+            PILImage.fromarray(np.ascontiguousarray(crop)).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+            (root / "generated" / label / f"fake_{index}.jpg").write_bytes(buffer.getvalue())
+    return root
+
+
+def make_study(root: Path, *, jpeg_quality: int | None = JPEG_QUALITY) -> Study:
+    real, generated = [], []
+    for label in LABELS:
+        call_command(
+            "import_folder", str(root / "real" / label), "--label", label, "--name", f"fields-{label}", "--tile", "256",
+        )
+        call_command(
+            "import_folder", str(root / "generated" / label), "--label", label, "--name", f"gan-{label}",
+            "--kind", "generated", "--model", "cyclegan",
+        )
+        real.append(ImageSet.objects.get(name=f"fields-{label}"))
+        generated.append(ImageSet.objects.get(name=f"gan-{label}"))
+    assert {(i.width, i.height) for s in real + generated for i in s.images.all()} == {(256, 256)}
+    assert sum(s.images.count() for s in real) == 2 * FIELDS_PER_LABEL * len(LABELS)
+    return study_create(
+        name="breakhis-like", instructions="x", real_image_sets=real, generated_image_sets=generated,
+        images_per_rater=8, practice_trials=0, corrupted_checks=0, repeat_checks=0, jpeg_quality=jpeg_quality,
+        is_open=True,
     )
-    generated = image_set_make(
-        directory=tmp_path, name="gan", kind=ImageSet.Kind.GENERATED, model_name="g", per_label=6, seed=5
-    )
-    study = study_create(
-        name="audited", instructions="x", real_image_sets=[real], generated_image_sets=[generated],
-        images_per_rater=8, practice_trials=0, corrupted_checks=0, repeat_checks=0, image_size=64,
-    )
-    return study.name
 
 
-def test_planted_size_cue_is_flagged(db, tmp_path):
-    # Like BreakHis 700x460 against a GAN's 256x256, scaled down: real 96x64, generated 64x64.
-    name = make_study(tmp_path, real_height=64)
+def generated_renders(study: Study) -> list[str]:
+    return list(
+        Render.objects.filter(presentation=study.presentation.key, image__image_set__kind="generated").values_list(
+            "name", flat=True
+        )
+    )
+
+
+def tamper(study: Study, change) -> None:
+    """Rewrite every served render of a generated image with ``change(bytes) -> bytes`` (a stale cache)."""
+    for name in generated_renders(study):
+        with default_storage.open(name, "rb") as fh:
+            data = change(fh.read())
+        default_storage.delete(name)
+        default_storage.save(name, ContentFile(data))
+
+
+def pixels_of(data: bytes) -> np.ndarray:
+    return np.asarray(PILImage.open(io.BytesIO(data)).convert("RGB"))
+
+
+def refixed(change):
+    """A pixel change written back with the study's own fixed-length encoder: only the pixels differ."""
+    return lambda data: rendering.encode_fixed_png(change(pixels_of(data)))
+
+
+def jpeg_again(pixels: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    PILImage.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
+    return pixels_of(buffer.getvalue())
+
+
+def with_text_chunk(data: bytes) -> bytes:
+    chunk = rendering._chunk(b"tEXt", b"Software\x00cyclegan")
+    return data[:33] + chunk + data[33:]  # after the 8-byte signature and the 25-byte IHDR
+
+
+def test_breakhis_shaped_study_passes_and_nothing_is_left_behind(db, source_folders):
+    study = make_study(source_folders)
     out = io.StringIO()
-    with pytest.raises(CommandError, match="stored dimensions"):
-        call_command("blinding_audit", name, stdout=out)
+    call_command("blinding_audit", study.name, stdout=out)
     report = out.getvalue()
-    assert "CUE stored dimensions" in report and "96x64 (12)" in report and "64x64 (12)" in report
-    # What the browser gets is the same size for both groups.
-    assert "ok  served dimensions" in report
+    assert "No cue separates real from generated images." in report
+    for cue in ("byte length", "headers", "PNG chunks", "dimensions", "first request ms", "JPEG blockiness"):
+        assert f"ok  {cue}" in report
+    assert not Rater.objects.filter(is_audit=True).exists()  # the audit rater is deleted again
 
 
-def test_clean_study_passes(db, tmp_path):
-    name = make_study(tmp_path, real_height=None)
-    out = io.StringIO()
-    call_command("blinding_audit", name, stdout=out)
-    assert "No cue separates real from generated images." in out.getvalue()
-
-
-def test_colour_cue_in_what_browsers_get_is_flagged(db, tmp_path):
-    real = image_set_make(directory=tmp_path, name="real", kind=ImageSet.Kind.REAL, per_label=6)
-    # A "generator" whose output is systematically darker: a served colour statistic separates the groups.
-    generated = image_set_make(directory=tmp_path, name="gan", kind=ImageSet.Kind.GENERATED, model_name="g", per_label=6, seed=5)
-    for image in generated.images.all():
-        with image.file.open("rb") as f:
-            pixels = decode_image(f.read()).pixels
-        with image.file.open("wb") as f:
-            f.write(encode_png((pixels * 0.8).astype("uint8")))
-    study = study_create(
-        name="dark", instructions="x", real_image_sets=[real], generated_image_sets=[generated],
-        images_per_rater=8, practice_trials=0, corrupted_checks=0, repeat_checks=0, image_size=64,
-    )
+def test_jpeg_history_of_one_group_is_flagged_without_harmonisation(db, source_folders):
+    study = make_study(source_folders, jpeg_quality=None)
     flagged = {cue.name for cue in blinding_audit(study=study).flagged}
-    assert {"served mean R", "served mean B"} <= flagged
-    assert "served dimensions" not in flagged
+    assert "JPEG blockiness" in flagged
+
+
+@pytest.mark.parametrize(
+    ("cue", "change"),
+    [
+        ("byte length", lambda data: encode_png(pixels_of(data))),  # a render cached compressed
+        ("PNG chunks", with_text_chunk),
+        ("dimensions", refixed(lambda p: np.ascontiguousarray(p[:-2]))),
+        ("mean R", refixed(lambda p: (p * [0.8, 1.0, 1.0]).astype(np.uint8))),  # a colour cast
+        ("sharpness", refixed(lambda p: np.asarray(PILImage.fromarray(p).filter(ImageFilter.GaussianBlur(1.5))))),
+        ("JPEG blockiness", refixed(lambda p: jpeg_again(p, 15))),
+    ],
+)
+def test_each_cue_planted_in_the_served_files_is_flagged(db, source_folders, cue, change):
+    study = make_study(source_folders)
+    tamper(study, change)
+    with pytest.raises(CommandError, match=cue):
+        call_command("blinding_audit", study.name, stdout=io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("cue", "middleware"),
+    [("headers", "tests.ratingstudy.studies.planted.HeaderCue"), ("first request ms", "tests.ratingstudy.studies.planted.TimingCue")],
+)
+def test_each_cue_planted_in_the_http_layer_is_flagged(db, source_folders, settings, cue, middleware):
+    study = make_study(source_folders)
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, middleware]
+    flagged = {c.name for c in blinding_audit(study=study).flagged}
+    assert cue in flagged
+
+
+def test_blockiness_measure_sees_jpeg_and_not_clean_pixels():
+    field = demo_tile("malignant", 0, 256, 0)
+    assert jpeg_blockiness(field.mean(axis=2)) == pytest.approx(1.0, abs=0.1)
+    assert jpeg_blockiness(jpeg_again(field, 30).mean(axis=2)) > 1.2
 
 
 def test_unknown_study_is_a_clear_error(db):

@@ -24,6 +24,12 @@ def pool_make(*, real_per_label: int = 20, generated_per_model_label: int = 10, 
     return pool
 
 
+def practice_make(count: int = 8) -> list[PoolImage]:
+    """A practice pool (ids from 1000): half real, half generated."""
+    return [PoolImage(1000 + i, i % 2 == 0, "benign", "" if i % 2 == 0 else "model-0") for i in range(count)]
+
+
+PRACTICE = practice_make()
 DESIGN = StudyDesign(
     images_per_rater=24, balance=Study.Balance.STRATIFIED, practice_trials=4, corrupted_checks=2, repeat_checks=3
 )
@@ -33,7 +39,7 @@ def test_stratified_draw_is_half_real_and_even_over_models_and_labels():
     pool = pool_make()
     by_id = {p.image_id: p for p in pool}
     for seed in range(20):
-        plan = trials_draw(design=DESIGN, pool=pool, seed=seed)
+        plan = trials_draw(design=DESIGN, pool=pool, practice_pool=PRACTICE, seed=seed)
         analysed = [by_id[t.image_id] for t in plan if not t.is_practice and not t.attention_check]
         assert len(analysed) == 24
         assert len({p.image_id for p in analysed}) == 24  # no image twice among analysed trials
@@ -67,9 +73,9 @@ def test_odd_counts_and_small_strata_stay_as_even_as_possible():
 
 def test_same_seed_same_order_and_other_seed_other_order():
     pool = pool_make()
-    first = trials_draw(design=DESIGN, pool=pool, seed=1234)
-    assert trials_draw(design=DESIGN, pool=pool, seed=1234) == first
-    assert trials_draw(design=DESIGN, pool=pool, seed=1235) != first
+    first = trials_draw(design=DESIGN, pool=pool, practice_pool=PRACTICE, seed=1234)
+    assert trials_draw(design=DESIGN, pool=pool, practice_pool=PRACTICE, seed=1234) == first
+    assert trials_draw(design=DESIGN, pool=pool, practice_pool=PRACTICE, seed=1235) != first
 
 
 def test_session_seed_depends_on_study_seed_and_rater():
@@ -80,15 +86,14 @@ def test_session_seed_depends_on_study_seed_and_rater():
 
 def test_practice_first_and_checks_are_placed_and_flagged():
     pool = pool_make()
-    by_id = {p.image_id: p for p in pool}
     for seed in range(20):
-        plan = trials_draw(design=DESIGN, pool=pool, seed=seed)
+        plan = trials_draw(design=DESIGN, pool=pool, practice_pool=PRACTICE, seed=seed)
         assert len(plan) == 4 + 24 + 2 + 3
         assert [t.is_practice for t in plan[:4]] == [True] * 4
         assert not any(t.is_practice for t in plan[4:])
         practice_ids = {t.image_id for t in plan[:4]}
+        assert practice_ids <= {p.image_id for p in PRACTICE}  # practice comes from its own, never analysed pool
         assert not practice_ids & {t.image_id for t in plan[4:]}  # feedback never spoils a later trial
-        assert {by_id[i].is_real for i in practice_ids} == {True, False}
         analysed_ids = {t.image_id for t in plan[4:] if not t.attention_check}
         corrupted = [t for t in plan if t.attention_check == "corrupted"]
         assert len(corrupted) == 2 and all(t.image_id in analysed_ids for t in corrupted)
@@ -98,8 +103,22 @@ def test_practice_first_and_checks_are_placed_and_flagged():
         for position, trial in repeats:
             original = plan[trial.repeat_of]
             assert original.image_id == trial.image_id and original.attention_check == ""
+            assert trial.variant in ("flip_h", "flip_v", "rot180")  # not the original's bytes
             # At least a quarter of the 26 trials after practice lie between the two showings.
             assert position - trial.repeat_of >= 26 // 4 + 1
+        assert all(t.variant == "corrupted" for t in corrupted)
+        assert all(t.variant == "" for t in plan if not t.attention_check)
+
+
+def test_practice_order_is_random_not_alternating():
+    by_id = {p.image_id: p for p in PRACTICE}
+    patterns = Counter(
+        tuple(by_id[t.image_id].is_real for t in trials_draw(design=DESIGN, pool=pool_make(), practice_pool=PRACTICE, seed=seed)[:4])
+        for seed in range(60)
+    )
+    # Knowing the first practice answers does not tell the next ones: runs of one kind happen, and many orders occur.
+    assert any(kinds[0] == kinds[1] for kinds in patterns)
+    assert len(patterns) >= 8
 
 
 def test_least_seen_images_come_first():
@@ -126,13 +145,14 @@ def test_random_balance_ignores_strata():
 
 def test_design_that_does_not_fit_the_pool_is_refused_with_reasons():
     pool = pool_make(real_per_label=2, generated_per_model_label=1, models=1)  # 4 real, 2 generated
-    problems = design_problems(design=DESIGN, n_real=4, n_generated=2)
+    problems = design_problems(design=DESIGN, n_real=4, n_generated=2, n_practice=1)
     assert any("12 real images" in p for p in problems)
     assert any("generated" in p for p in problems)
+    assert any("4 practice images are needed per rater, the practice pool holds 1" in p for p in problems)
     with pytest.raises(ApplicationError, match="cannot be drawn"):
-        trials_draw(design=DESIGN, pool=pool, seed=0)
-    assert design_problems(design=StudyDesign(4, Study.Balance.STRATIFIED, 2, 1, 1), n_real=3, n_generated=3) == []
+        trials_draw(design=DESIGN, pool=pool, practice_pool=PRACTICE, seed=0)
+    assert design_problems(design=StudyDesign(4, Study.Balance.STRATIFIED, 2, 1, 1), n_real=3, n_generated=3, n_practice=2) == []
     too_many_repeats = StudyDesign(4, Study.Balance.STRATIFIED, 0, 0, 3)
-    assert design_problems(design=too_many_repeats, n_real=3, n_generated=3) == [
+    assert design_problems(design=too_many_repeats, n_real=3, n_generated=3, n_practice=0) == [
         "at most 2 repeat checks fit in 4 analysed trials"
     ]

@@ -40,7 +40,7 @@ def test_seed_demo_study_is_idempotent_and_its_link_works(db, client):
 
 def test_existing_generated_images_are_used_instead_of_placeholders(db, tmp_path):
     seed_small_demo_tiles()
-    gan = image_set_make(directory=tmp_path, name="cyclegan-run", kind=ImageSet.Kind.GENERATED, model_name="cg", per_label=5)
+    gan = image_set_make(directory=tmp_path, name="cyclegan-run", kind=ImageSet.Kind.GENERATED, model_name="cg", per_label=6)
     call_command("seed_demo_study")
     study = Study.objects.get()
     assert list(study.generated_image_sets.all()) == [gan]

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from ratingstudy.errors import ApplicationError
 from ratingstudy.studies.models import Response, Session, Study, Trial
 from ratingstudy.studies.sampling import session_seed, trials_draw
-from ratingstudy.studies.selectors import session_next_trial, study_pool
+from ratingstudy.studies.selectors import session_next_trial, study_pools
 from ratingstudy.studies.services import (
     AlreadyAnswered,
     Answer,
@@ -23,6 +23,7 @@ from ratingstudy.studies.services import (
     study_create,
     trial_mark_shown,
 )
+from tests.ratingstudy.studies.factories import study_make
 
 ANSWER = Answer(judged_real=True, confidence=None, quality=4, client_ms=1500)
 
@@ -42,7 +43,8 @@ def test_session_is_drawn_once_stored_and_reproducible(profiled_rater):
     assert [t.index for t in trials] == list(range(len(trials)))
     assert len({t.token for t in trials}) == len(trials)
     # The stored order is exactly the draw from the stored seed (no earlier sessions in this study).
-    plan = trials_draw(design=session.study.design, pool=study_pool(study=session.study), seed=session.seed)
+    pool, practice = study_pools(study=session.study)
+    plan = trials_draw(design=session.study.design, pool=pool, practice_pool=practice, seed=session.seed)
     assert [(t.image_id, t.is_practice, t.attention_check) for t in trials] == [
         (p.image_id, p.is_practice, p.attention_check) for p in plan
     ]
@@ -108,7 +110,8 @@ def test_last_answer_completes_the_session(profiled_rater):
     assert Response.objects.filter(trial__session=session).count() == session.trials.count()
 
 
-def test_later_sessions_prefer_images_seen_less(study):
+def test_later_sessions_prefer_images_seen_less(db, tmp_path):
+    study = study_make(directory=tmp_path, practice_trials=0)
     raters = raters_create(study=study, count=2)
     first, second = (set(session_start(rater=r).trials.filter(is_practice=False, attention_check="")
                          .values_list("image_id", flat=True)) for r in raters)
@@ -144,10 +147,10 @@ def test_study_create_refuses_designs_the_pool_cannot_fill(study):
         study_create(
             name="too big", instructions="x", real_image_sets=[real], generated_image_sets=generated, images_per_rater=14
         )
-    with pytest.raises(ApplicationError, match="wrong role"):
+    with pytest.raises(ApplicationError, match="listed as real but holds generated images"):
         study_create(name="swapped", instructions="x", real_image_sets=generated, generated_image_sets=[real])
-    with pytest.raises(ApplicationError, match="image_size"):
+    with pytest.raises(ApplicationError, match="canvas_width"):
         study_create(
-            name="huge", instructions="x", real_image_sets=[real], generated_image_sets=generated, image_size=10_000
+            name="huge", instructions="x", real_image_sets=[real], generated_image_sets=generated, canvas_width=10_000
         )
     assert list(Study.objects.values_list("name", flat=True)) == [study.name]  # nothing half-created

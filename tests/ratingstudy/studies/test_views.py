@@ -117,8 +117,10 @@ def test_trial_html_reveals_nothing_about_the_image(client, profiled_rater):
         if not trial.is_practice:
             truths |= {trial.image.sha256, trial.image.source_path}
             kinds.add((trial.image.image_set.kind, trial.attention_check))
-            # Two trial pages differ only in the trial token, the position and the CSRF token.
+            # Two trial pages differ only in the trial token, the next trial's token (to preload its image),
+            # the position and the CSRF token.
             normalised = re.sub(r'value="[^"]{30,}"', "", html.replace(trial.token, "TOKEN"))
+            normalised = re.sub(r'data-next-image-url="[^"]*"', "", normalised)
             normalised = re.sub(r'Image \d+ of|value="\d+">\d+%', "POSITION", normalised)
             pages.add(normalised)
         client.post(answer_url(profiled_rater, trial), {"judged_real": "real", "quality": "3"})

@@ -11,9 +11,9 @@ from ratingstudy.studies.models import Study
 
 class Command(BaseCommand):
     help = (
-        "Check a study's images for shortcuts (dimensions, format, file sizes, metadata, colour statistics, "
-        "sharpness) in the stored files and in what browsers receive. Exits with an error if any cue "
-        "separates real from generated images."
+        "Fetch every served image of a study through the URL raters use and compare real and generated images "
+        "on byte length, headers, PNG chunks, dimensions, first-request time, colour statistics, sharpness and "
+        "JPEG blockiness. Exits with an error if any cue separates them."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -24,7 +24,20 @@ class Command(BaseCommand):
             default=0.9,
             help="separability (0.5 none .. 1.0 perfect) at which a cue is flagged (default 0.9)",
         )
-        parser.add_argument("--max-per-group", type=int, default=500, help="images measured per group (seeded sample)")
+        parser.add_argument(
+            "--max-per-group",
+            type=int,
+            default=500,
+            help="images measured per group (seeded sample)",
+        )
+        parser.add_argument(
+            "--seed", type=int, default=0, help="seed of the sample and of the fetch order"
+        )
+        parser.add_argument(
+            "--base-url",
+            help="fetch from this running server (e.g. http://127.0.0.1:8000) instead of in-process; "
+            "it must share this database",
+        )
 
     def handle(self, *args, **options) -> None:
         key = options["study"]
@@ -32,12 +45,18 @@ class Command(BaseCommand):
             Study.objects.filter(pk=int(key)).first() if key.isdigit() else None
         )
         if study is None:
-            raise CommandError(f"no study named {key!r} (or with that id); see the admin for study names")
+            raise CommandError(
+                f"no study named {key!r} (or with that id); see the admin for study names"
+            )
         if not 0.5 < options["threshold"] <= 1.0:
             raise CommandError(f"--threshold must be in (0.5, 1.0], got {options['threshold']}")
         try:
             report = blinding_audit(
-                study=study, threshold=options["threshold"], max_per_group=options["max_per_group"]
+                study=study,
+                threshold=options["threshold"],
+                max_per_group=options["max_per_group"],
+                seed=options["seed"],
+                base_url=options["base_url"],
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
@@ -49,12 +68,13 @@ class Command(BaseCommand):
             mark = "CUE" if cue.flagged else "ok "
             p_value = "" if cue.p_value is None else f"  p={cue.p_value:.2g}"
             self.stdout.write(
-                f"  {mark} {cue.name:<28} {cue.separability:.2f}{p_value}   real: {cue.real}   generated: {cue.generated}"
+                f"  {mark} {cue.name:<18} {cue.separability:.2f}{p_value}   real: {cue.real}   generated: {cue.generated}"
             )
         if report.flagged:
             names = ", ".join(cue.name for cue in report.flagged)
             raise CommandError(
                 f"{len(report.flagged)} cue(s) separate real from generated images: {names}. "
-                "Re-import the images so that both groups share size, format and processing."
+                "Check the study's presentation (canvas, fit, jpeg_quality), re-render it with "
+                "`manage.py study_render`, or re-import the images so that both groups share size, format and processing."
             )
         self.stdout.write(self.style.SUCCESS("No cue separates real from generated images."))

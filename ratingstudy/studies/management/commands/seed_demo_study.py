@@ -2,7 +2,7 @@
 
 The demo needs no trained model. Real images: the ``demo-tiles`` set (imported
 by ``seed_demo`` if missing). Generated images: every generated image set that
-exists; if they hold fewer than half a session's images, a set named ``demo-placeholder-generated`` with
+exists; if they hold fewer than half a session's images (after practice images are held out), a set named ``demo-placeholder-generated`` with
 model name ``demo-placeholder`` is made of demo tiles drawn with another seed
 (``ganlab.data.demo.demo_tile(..., seed=1)``). These are NOT the output of a
 GAN: they only let the rating interface be tried before any model is trained,
@@ -15,6 +15,7 @@ gives the same link.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -79,7 +80,9 @@ def _demo_study() -> Study:
     if not ImageSet.objects.filter(name=DEMO_REAL_SET).exists():
         call_command("seed_demo", verbosity=0)
     generated = list(ImageSet.objects.filter(kind=ImageSet.Kind.GENERATED).exclude(name=PLACEHOLDER_SET))
-    uses_placeholder = Image.objects.filter(image_set__in=generated).count() < DEMO_IMAGES_PER_RATER // 2
+    available = Image.objects.filter(image_set__in=generated).count()
+    held_out = math.ceil(Study._meta.get_field("practice_holdout").default * available)  # practice, never analysed
+    uses_placeholder = available - held_out < DEMO_IMAGES_PER_RATER // 2
     if uses_placeholder:
         generated = [_placeholder_set()]
     description = "Demo made by seed_demo_study. Real images: the synthetic demo tiles. Generated images: " + (
@@ -96,7 +99,6 @@ def _demo_study() -> Study:
         practice_trials=4,
         corrupted_checks=1,
         repeat_checks=2,
-        image_size=384,
         is_open=True,
     )
 
