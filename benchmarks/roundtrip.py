@@ -48,7 +48,7 @@ from load.stack import (
 )
 
 GOAL_RATIO = 0.5
-PLAN = StudyPlan(images_per_rater=60, practice=0, corrupted=1, repeats=2, image_size=384)
+PLAN = StudyPlan(images_per_rater=60, practice=0, corrupted=1, repeats=2, canvas=384)
 MAX_EXPECTED_ANSWERS_PER_S = 500  # sizes the pool of started sessions for the saturation phase
 
 

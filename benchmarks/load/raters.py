@@ -47,8 +47,7 @@ from locust.exception import StopUser
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 ANSWER_FORM = re.compile(r'<form[^>]*id="answer-form"[^>]*>')
 ACTION = re.compile(r'action="([^"]+)"')
-TRIAL_IMAGE = re.compile(r'<img[^>]*id="trial-image"[^>]*>')
-SRC = re.compile(r'src="([^"]+)"')
+TRIAL_IMAGE = re.compile(r'data-image-url="([^"]+)"')
 CONTINUE = re.compile(r'<a[^>]*id="continue"[^>]*href="([^"]+)"')
 STATIC = re.compile(r'(?:href|src)="(/static/[^"]+)"')
 RETRYABLE = {0, 502, 503, 504}
@@ -183,7 +182,7 @@ class Rater(FastHttpUser):
             form = first(ANSWER_FORM, page, "answer form")
             action = first(ACTION, form, "form action")
             if Shared.config["fetch_images"]:
-                image = first(SRC, first(TRIAL_IMAGE, page, "trial image"), "image URL")
+                image = first(TRIAL_IMAGE, page, "trial image URL")
                 self.call("GET", image, "image")
             self.think()
             number += 1

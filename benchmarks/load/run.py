@@ -39,7 +39,7 @@ from load.stack import (
 )
 
 GOAL_P95_MS = 50.0
-SHORT_PLAN = StudyPlan(images_per_rater=6, practice=2, corrupted=1, repeats=1, image_size=256)
+SHORT_PLAN = StudyPlan(images_per_rater=6, practice=2, corrupted=1, repeats=1, canvas=256)
 SHORT_THINK = (0.1, 0.4)
 
 

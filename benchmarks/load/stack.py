@@ -259,7 +259,7 @@ class StudyPlan:
     practice: int = 4
     corrupted: int = 1
     repeats: int = 2
-    image_size: int = 384
+    canvas: int = 384  # square canvas the demo tiles are fitted to
 
     @property
     def trials(self) -> int:
@@ -287,7 +287,8 @@ def study_seed(*, name: str, raters: int, plan: StudyPlan) -> tuple[int, list[st
         practice_trials=plan.practice,
         corrupted_checks=plan.corrupted,
         repeat_checks=plan.repeats,
-        image_size=plan.image_size,
+        canvas_width=plan.canvas,
+        canvas_height=plan.canvas,
         is_open=True,
     )
     return study.pk, [rater.token for rater in raters_create(study=study, count=raters, note="benchmark")]

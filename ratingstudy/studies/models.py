@@ -365,7 +365,7 @@ class Response(models.Model):
         null=True, blank=True, help_text="Browser: from navigation start to the image first drawn (time to first paint)."
     )
     zoom_max = models.FloatField(
-        null=True, blank=True, help_text="Browser: the highest magnification reached, in image pixels per screen pixel (1.0 = 1:1)."
+        null=True, blank=True, help_text="Browser: the highest magnification reached, in screen (device) pixels per image pixel (1.0 = 1:1)."
     )
     zoomed_ms = models.PositiveIntegerField(
         null=True, blank=True, help_text="Browser: time spent zoomed in beyond the whole-field view while the image was shown."

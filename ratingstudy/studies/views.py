@@ -107,11 +107,15 @@ def invitation(request: HttpRequest, rater: Rater) -> HttpResponse:
     return render(request, "studies/welcome.html", {"rater": rater, "study": rater.study, "form": form})
 
 
-def _stage(rater: Rater, trial: Trial, *, preload: bool) -> dict:
-    """What the viewer needs: the image URL, canvas, timing, and the next image to preload."""
+def _stage(rater: Rater, trial: Trial, *, answering: bool) -> dict:
+    """What the viewer needs: the image URL, canvas, timing (when answering), and the next image to preload.
+
+    Untimed studies preload the next trial's image (from the trial page and from the practice
+    feedback); a timed study never does, since a fetch opens the trial's viewing window.
+    """
     study: Study = rater.study
     closes = trial_window_closes(trial=trial)
-    next_token = trial_next_token(trial=trial) if preload and not study.is_timed else None
+    next_token = None if study.is_timed else trial_next_token(trial=trial)
     return {
         "image_url": reverse("studies:image", kwargs={"token": rater.token, "trial_token": trial.token}),
         "next_image_url": (
@@ -119,9 +123,9 @@ def _stage(rater: Rater, trial: Trial, *, preload: bool) -> dict:
         ),
         "width": study.canvas_width,
         "height": study.canvas_height,
-        "exposure_ms": study.exposure_ms if preload else None,
+        "exposure_ms": study.exposure_ms if answering else None,
         "fixation_ms": FIXATION_MS,
-        "window_closed": preload and closes is not None and timezone.now() > closes,
+        "window_closed": answering and closes is not None and timezone.now() > closes,
     }
 
 
@@ -131,7 +135,7 @@ def _render_trial(request: HttpRequest, rater: Rater, trial: Trial, form: Answer
         "rater": rater,
         "study": study,
         "trial": trial,
-        "stage": _stage(rater, trial, preload=True),
+        "stage": _stage(rater, trial, answering=True),
         "form": form,
         "progress": session_progress(session=trial.session),
         "quality_labels": QUALITY_LABELS.items(),
@@ -190,7 +194,7 @@ def feedback(request: HttpRequest, rater: Rater, trial_token: str) -> HttpRespon
         "study": rater.study,
         "trial": current,
         "feedback": practice_feedback(trial=current),
-        "stage": _stage(rater, current, preload=False),
+        "stage": _stage(rater, current, answering=False),
         "progress": session_progress(session=current.session),
         "quality_labels": QUALITY_LABELS,
     }

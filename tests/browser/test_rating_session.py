@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core.files.storage import default_storage
 from playwright.sync_api import Page, expect
 
-from ratingstudy.studies.models import Response, Session
-from ratingstudy.studies.services import raters_create
+from ratingstudy.studies.models import WINDOW_GRACE_MS, Response, Session
+from ratingstudy.studies.services import raters_create, study_mask_name
 from tests.ratingstudy.studies.factories import study_make
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -24,8 +25,8 @@ def progress_label(page: Page) -> str:
 
 
 def wait_for_image(page: Page) -> None:
-    """Wait until the trial image is on screen (the page accepts no answer before)."""
-    page.wait_for_function("document.getElementById('trial-image').naturalWidth === 96")
+    """Wait until the trial image is drawn in the viewer (the page accepts no answer before)."""
+    page.wait_for_function("window.ratingState && window.ratingState.shownAt !== null")
     expect(page.get_by_role("button", name=re.compile("^Next"))).to_be_enabled()
 
 
@@ -37,7 +38,7 @@ def answer_with_keyboard(page: Page, real_key: str, quality_key: str) -> None:
 
 
 def test_rater_completes_a_session_with_mouse_and_keyboard_and_resumes(live_server, browser, tmp_path, artifacts_dir):
-    study = study_make(directory=tmp_path, image_size=96, consent_text="Answers are stored without your name.")
+    study = study_make(directory=tmp_path, canvas_width=96, canvas_height=96, consent_text="Answers are stored without your name.")
     rater = raters_create(study=study, count=1)[0]
     link = live_server.url + rater.get_absolute_url()
 
@@ -60,6 +61,7 @@ def test_rater_completes_a_session_with_mouse_and_keyboard_and_resumes(live_serv
     page.get_by_role("button", name=re.compile("^Next")).click()
     expect(page.get_by_role("heading", name="Practice feedback")).to_be_visible()
     expect(page.locator(".verdict")).to_contain_text(re.compile(r"This image was (real|generated)"))
+    page.wait_for_function("window.ratingState && window.ratingState.shownAt !== null")  # shown again with the verdict
     page.keyboard.press("Enter")  # the continue link has the focus
 
     # Practice 2, with the keyboard; a missing answer blocks Enter until it is given.
@@ -131,8 +133,10 @@ def test_rater_completes_a_session_with_mouse_and_keyboard_and_resumes(live_serv
     assert session.rater.years_experience == 14 and session.rater.consented_at is not None
 
 
-def test_exposure_limit_hides_the_image_but_not_the_question(live_server, browser, tmp_path):
-    study = study_make(directory=tmp_path, image_size=96, practice_trials=0, exposure_ms=400)
+def test_exposure_fixation_then_image_then_mask_and_the_server_refuses_after_the_window(
+    live_server, browser, tmp_path
+):
+    study = study_make(directory=tmp_path, canvas_width=96, canvas_height=96, practice_trials=0, exposure_ms=400)
     rater = raters_create(study=study, count=1)[0]
     page = browser.new_page(viewport=TABLET)
     page.goto(live_server.url + rater.get_absolute_url())
@@ -140,11 +144,31 @@ def test_exposure_limit_hides_the_image_but_not_the_question(live_server, browse
     page.get_by_label("Other", exact=True).check()
     page.get_by_label("Years of experience in histopathology").fill("2")
     page.get_by_role("button", name="Start").click()
-    expect(page.locator("#trial-image")).to_be_hidden(timeout=5000)
+    expect(page.locator(".fixation")).to_be_visible()  # HYPE: a fixation cross first
+    page.wait_for_function("window.ratingState && window.ratingState.masked === true", timeout=5000)
+    expect(page.locator("canvas.mask")).to_be_visible()  # then the backward noise mask
     expect(page.get_by_text("The image is hidden. Answer from memory.")).to_be_visible()
-    page.wait_for_timeout(300)  # answering takes as long as the rater needs
     answer_with_keyboard(page, "r", "3")
     expect(page.locator("#progress-label")).to_have_text("Image 2 of 6")
-    response = Response.objects.get(trial__session__rater=rater)
-    assert response.client_ms >= 700
+    first = Response.objects.get(trial__session__rater=rater)
+    assert 300 <= first.onscreen_ms <= 600, first.onscreen_ms  # measured on screen, beside the 400 ms asked
+
+    # Trial 2: the rater lets the window pass, then tries to see the image again.
+    page.wait_for_function("window.ratingState && window.ratingState.masked === true", timeout=5000)
+    image_url = page.locator("#stage").get_attribute("data-image-url")
+    trial = Session.objects.get(rater=rater).trials.get(index=1)
+    with default_storage.open(trial.render, "rb") as fh:
+        image_bytes = fh.read()
+    with default_storage.open(study_mask_name(study=study), "rb") as fh:
+        mask_bytes = fh.read()
+    page.wait_for_timeout(WINDOW_GRACE_MS + 200)  # the server's window (fixation + exposure + grace) closes
+    fetched = page.request.get(live_server.url + image_url).body()  # a second fetch, as devtools would do
+    assert fetched == mask_bytes != image_bytes and len(fetched) == len(image_bytes)
+    page.reload()  # a reload shows the mask at once and asks for nothing
+    expect(page.locator("#stage")).to_have_attribute("data-window-closed", "1")
+    page.wait_for_function("window.ratingState && window.ratingState.masked === true")
+    answer_with_keyboard(page, "f", "2")
+    expect(page.locator("#progress-label")).to_have_text("Image 3 of 6")
+    second = Response.objects.get(trial=trial)
+    assert not second.onscreen_ms  # the reloaded page never showed the image
     page.close()

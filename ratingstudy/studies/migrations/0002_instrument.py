@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='response',
             name='zoom_max',
-            field=models.FloatField(blank=True, help_text='Browser: the highest magnification reached, in image pixels per screen pixel (1.0 = 1:1).', null=True),
+            field=models.FloatField(blank=True, help_text='Browser: the highest magnification reached, in screen (device) pixels per image pixel (1.0 = 1:1).', null=True),
         ),
         migrations.AddField(
             model_name='response',

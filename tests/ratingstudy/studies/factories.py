@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+
+import numpy as np
+from django.core.management import call_command
+from PIL import Image as PILImage
 
 from ganlab.data.demo import LABELS, demo_tile
 from ganlab.data.imageio import encode_png
@@ -59,5 +64,52 @@ def study_make(*, directory: Path, name: str = "Test study", **design: object) -
         instructions="Rate each image.",
         real_image_sets=[real],
         generated_image_sets=[model_a, model_b],
+        **fields,
+    )
+
+
+# A BreakHis-shaped study: real 700x460 PNG fields and generated 256x256 images that went through JPEG.
+FIELDS_PER_LABEL = 3  # 700x460 fields -> 2 grid tiles of 256 each
+GENERATED_PER_LABEL = 6
+JPEG_QUALITY = 75
+
+
+def breakhis_like_sources(root: Path) -> Path:
+    """Real 700x460 PNG fields and generated 256x256 JPEGs (crops of other fields, standing in for a GAN's output)."""
+    for label in LABELS:
+        (root / "real" / label).mkdir(parents=True)
+        (root / "generated" / label).mkdir(parents=True)
+        for index in range(FIELDS_PER_LABEL):
+            field = demo_tile(label, index, 700, 0)[:460]
+            (root / "real" / label / f"field_{index}.png").write_bytes(encode_png(field))
+        for index in range(GENERATED_PER_LABEL):
+            crop = demo_tile(label, 100 + index, 700, 1)[:460][102:358, 94 + 60 * index : 350 + 60 * index]
+            buffer = io.BytesIO()
+            PILImage.fromarray(np.ascontiguousarray(crop)).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+            (root / "generated" / label / f"fake_{index}.jpg").write_bytes(buffer.getvalue())
+    return root
+
+
+def breakhis_like_study(root: Path, *, jpeg_quality: int | None = JPEG_QUALITY, **design: object) -> Study:
+    """Imports ``root`` as a user would (real fields cut into 256 px grid tiles, generated as a GAN's output
+    made elsewhere) and creates an open study that re-encodes every image at the generator's JPEG quality."""
+    real, generated = [], []
+    for label in LABELS:
+        call_command(
+            "import_folder", str(root / "real" / label), "--label", label, "--name", f"fields-{label}", "--tile", "256",
+            stdout=io.StringIO(),
+        )
+        call_command(
+            "import_folder", str(root / "generated" / label), "--label", label, "--name", f"gan-{label}",
+            "--kind", "generated", "--model", "cyclegan", stdout=io.StringIO(),
+        )
+        real.append(ImageSet.objects.get(name=f"fields-{label}"))
+        generated.append(ImageSet.objects.get(name=f"gan-{label}"))
+    fields = {
+        "images_per_rater": 8, "practice_trials": 0, "corrupted_checks": 0, "repeat_checks": 0,
+        "jpeg_quality": jpeg_quality, "is_open": True, **design,
+    }  # fmt: skip
+    return study_create(
+        name="breakhis-like", instructions="Real or generated?", real_image_sets=real, generated_image_sets=generated,
         **fields,
     )

@@ -21,56 +21,25 @@ from django.core.management.base import CommandError
 from PIL import Image as PILImage
 from PIL import ImageFilter
 
-from ganlab.data.demo import LABELS, demo_tile
+from ganlab.data.demo import demo_tile
 from ganlab.data.imageio import encode_png
-from ratingstudy.catalog.models import ImageSet
 from ratingstudy.studies import rendering
 from ratingstudy.studies.blinding import blinding_audit, jpeg_blockiness
 from ratingstudy.studies.models import Rater, Render, Study
-from ratingstudy.studies.services import study_create
-
-FIELDS_PER_LABEL = 3  # 700x460 fields -> 2 grid tiles of 256 each
-GENERATED_PER_LABEL = 6
-JPEG_QUALITY = 75
+from tests.ratingstudy.studies.factories import (
+    JPEG_QUALITY,
+    breakhis_like_sources,
+    breakhis_like_study,
+)
 
 
 @pytest.fixture(scope="module")
 def source_folders(tmp_path_factory) -> Path:
-    """Real 700x460 PNG fields and generated 256x256 JPEGs (crops of other fields, as a GAN's output)."""
-    root = tmp_path_factory.mktemp("breakhis-like")
-    for label in LABELS:
-        (root / "real" / label).mkdir(parents=True)
-        (root / "generated" / label).mkdir(parents=True)
-        for index in range(FIELDS_PER_LABEL):
-            field = demo_tile(label, index, 700, 0)[:460]
-            (root / "real" / label / f"field_{index}.png").write_bytes(encode_png(field))
-        for index in range(GENERATED_PER_LABEL):
-            crop = demo_tile(label, 100 + index, 700, 1)[:460][102:358, 94 + 60 * index : 350 + 60 * index]
-            buffer = io.BytesIO()
-            PILImage.fromarray(np.ascontiguousarray(crop)).save(buffer, format="JPEG", quality=JPEG_QUALITY)
-            (root / "generated" / label / f"fake_{index}.jpg").write_bytes(buffer.getvalue())
-    return root
+    return breakhis_like_sources(tmp_path_factory.mktemp("breakhis-like"))
 
 
 def make_study(root: Path, *, jpeg_quality: int | None = JPEG_QUALITY) -> Study:
-    real, generated = [], []
-    for label in LABELS:
-        call_command(
-            "import_folder", str(root / "real" / label), "--label", label, "--name", f"fields-{label}", "--tile", "256",
-        )
-        call_command(
-            "import_folder", str(root / "generated" / label), "--label", label, "--name", f"gan-{label}",
-            "--kind", "generated", "--model", "cyclegan",
-        )
-        real.append(ImageSet.objects.get(name=f"fields-{label}"))
-        generated.append(ImageSet.objects.get(name=f"gan-{label}"))
-    assert {(i.width, i.height) for s in real + generated for i in s.images.all()} == {(256, 256)}
-    assert sum(s.images.count() for s in real) == 2 * FIELDS_PER_LABEL * len(LABELS)
-    return study_create(
-        name="breakhis-like", instructions="x", real_image_sets=real, generated_image_sets=generated,
-        images_per_rater=8, practice_trials=0, corrupted_checks=0, repeat_checks=0, jpeg_quality=jpeg_quality,
-        is_open=True,
-    )
+    return breakhis_like_study(root, jpeg_quality=jpeg_quality)
 
 
 def generated_renders(study: Study) -> list[str]:
@@ -112,6 +81,9 @@ def with_text_chunk(data: bytes) -> bytes:
 
 def test_breakhis_shaped_study_passes_and_nothing_is_left_behind(db, source_folders):
     study = make_study(source_folders)
+    sets = [*study.real_image_sets.all(), *study.generated_image_sets.all()]
+    assert {(i.width, i.height) for s in sets for i in s.images.all()} == {(256, 256)}
+    assert study.real_image_sets.first().images.first().provenance["tile"]["field_width"] == 700
     out = io.StringIO()
     call_command("blinding_audit", study.name, stdout=out)
     report = out.getvalue()
