@@ -106,7 +106,7 @@ def generate(n_rows: int) -> int:
         n_sessions = -(-n_rows // TRIALS_PER_SESSION)
         now = timezone.now()
         Rater.objects.bulk_create(
-            Rater(study=study, token=f"bench-{i:012d}", role=("pathologist", "resident")[i % 2], years_experience=i % 30, specialty="breast")
+            Rater(study=study, token_hash=f"bench-{i:012d}", role=("pathologist", "resident")[i % 2], years_experience=i % 30, specialty="breast")
             for i in range(n_sessions)
         )
         raters = list(Rater.objects.filter(study=study).order_by("id").values_list("id", flat=True))

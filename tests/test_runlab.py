@@ -99,6 +99,10 @@ def test_make_run_serves_site_admin_worker_and_stops_cleanly(tmp_path):
     try:
         assert "password: set on first run" in output
         assert "already exists; kept as is" in output
-        assert re.search(r"rater invitation: (\S+)", output).group(1) == invitation
+        # Only token hashes are stored: the demo rater's link is re-issued, and the old one stops working.
+        reissued = re.search(r"rater invitation: (\S+)", output).group(1)
+        assert reissued != invitation
+        assert requests.get(reissued).status_code == 200
+        assert requests.get(invitation).status_code == 404
     finally:
         stop_lab(proc)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
+
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, Q, QuerySet, Value
-from django.http import HttpRequest
-from django.utils.html import format_html
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from ratingstudy.studies.models import Rater, Session, Study
 from ratingstudy.studies.selectors import raters_needed, session_progress
 from ratingstudy.studies.services import (
     design_problems_of,
     rater_reinstate,
+    rater_reissue,
     rater_revoke,
     raters_create,
     study_canvas_resolve,
@@ -20,17 +25,26 @@ from ratingstudy.studies.services import (
 )
 
 
-def _with_origin(queryset: QuerySet[Rater], request: HttpRequest) -> QuerySet[Rater]:
-    """Carry the site's origin on each row, so that read-only fields can show full links."""
-    return queryset.annotate(_origin=Value(request.build_absolute_uri("/").rstrip("/")))
+def issued_links_response(request: HttpRequest, *, title: str, raters: list[Rater]) -> TemplateResponse:
+    """The one page that ever shows these raters' links: tokens are stored only as hashes.
 
-
-@admin.display(description="invitation link")
-def invitation_link(rater: Rater) -> str:
-    if not rater.pk:
-        return "-"
-    url = getattr(rater, "_origin", "") + rater.get_absolute_url()
-    return format_html('<input type="text" readonly value="{}" size="60" aria-label="invitation link">', url)
+    The CSV download is built into the page (a data: link), so the links never pass
+    through the server again and are kept nowhere: leaving the page loses them, and
+    re-issuing a link (Raters, action) makes a new one.
+    """
+    origin = request.build_absolute_uri("/").rstrip("/")
+    rows = [(rater.pk, rater.note, origin + rater.get_absolute_url()) for rater in raters]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["rater_id", "note", "invitation_url"])
+    writer.writerows(rows)
+    context = {
+        **admin.site.each_context(request),
+        "title": title,
+        "rows": rows,
+        "csv_data_url": "data:text/csv;base64," + base64.b64encode(buffer.getvalue().encode()).decode(),
+    }
+    return TemplateResponse(request, "admin/studies/issued_links.html", context)
 
 
 class StudyForm(forms.ModelForm):
@@ -95,11 +109,8 @@ class RaterInline(admin.TabularInline):
     model = Rater
     extra = 0
     can_delete = False
-    fields = ["note", invitation_link, "role", "years_experience", "specialty", "revoked", "progress"]
-    readonly_fields = [invitation_link, "role", "years_experience", "specialty", "progress"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Rater]:
-        return _with_origin(super().get_queryset(request), request)
+    fields = ["note", "token_issued_at", "role", "years_experience", "specialty", "revoked", "progress"]
+    readonly_fields = ["token_issued_at", "role", "years_experience", "specialty", "progress"]
 
     @admin.display(description="progress")
     def progress(self, rater: Rater) -> str:
@@ -193,8 +204,19 @@ class StudyAdmin(admin.ModelAdmin):
                 messages.info(request, f"Rendered {made} image(s) for raters.")
         count = form.cleaned_data.get("new_invitations") or 0
         if count:
-            raters_create(study=form.instance, count=count)
-            messages.success(request, f"Created {count} invitation link(s); copy them from the raters below.")
+            request._issued_raters = raters_create(study=form.instance, count=count)
+
+    def _issued_or(self, request: HttpRequest, response: HttpResponse, study: Study) -> HttpResponse:
+        raters = getattr(request, "_issued_raters", None)
+        if not raters:
+            return response
+        return issued_links_response(request, title=f"{len(raters)} new invitation link(s) for {study}", raters=raters)
+
+    def response_add(self, request: HttpRequest, obj: Study, post_url_continue: str | None = None) -> HttpResponse:
+        return self._issued_or(request, super().response_add(request, obj, post_url_continue), obj)
+
+    def response_change(self, request: HttpRequest, obj: Study) -> HttpResponse:
+        return self._issued_or(request, super().response_change(request, obj), obj)
 
     @admin.action(description="Open the selected studies to raters")
     def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
@@ -214,7 +236,7 @@ class RaterAdmin(admin.ModelAdmin):
     list_filter = ["study", "revoked", "role"]
     search_fields = ["note", "specialty"]
     readonly_fields = [
-        invitation_link,
+        "token_issued_at",
         "role",
         "years_experience",
         "specialty",
@@ -224,7 +246,7 @@ class RaterAdmin(admin.ModelAdmin):
         "revoked_at",
         "created_at",
     ]
-    actions = ["revoke", "reinstate"]
+    actions = ["reissue", "revoke", "reinstate"]
 
     def get_fields(self, request: HttpRequest, obj: Rater | None = None) -> list:
         return ["study", "note"] if obj is None else ["study", "note", *self.readonly_fields]
@@ -233,7 +255,15 @@ class RaterAdmin(admin.ModelAdmin):
         return [] if obj is None else ["study", *self.readonly_fields]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Rater]:
-        return _with_origin(super().get_queryset(request), request)
+        return super().get_queryset(request).filter(is_audit=False)
+
+    def response_add(self, request: HttpRequest, obj: Rater, post_url_continue: str | None = None) -> HttpResponse:
+        return issued_links_response(request, title=f"New invitation link for {obj.study}", raters=[obj])
+
+    @admin.action(description="Re-issue the selected invitation links (the old links stop working)")
+    def reissue(self, request: HttpRequest, queryset: QuerySet[Rater]) -> HttpResponse:
+        raters = [rater_reissue(rater=rater) for rater in queryset]
+        return issued_links_response(request, title=f"{len(raters)} re-issued invitation link(s)", raters=raters)
 
     @admin.action(description="Revoke the selected invitation links")
     def revoke(self, request: HttpRequest, queryset: QuerySet[Rater]) -> None:

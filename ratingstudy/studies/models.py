@@ -8,6 +8,7 @@ generated image is ``image.image_set.model_name``; real images form their own gr
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -31,6 +32,15 @@ WINDOW_GRACE_MS = 1000
 def new_invitation_token() -> str:
     """256 random bits, URL-safe (43 characters)."""
     return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """What the database keeps of an invitation token: its sha256 (hex).
+
+    The token carries 256 random bits, so its hash cannot be reversed or guessed;
+    a stolen database (or a backup, or an admin screen) gives no usable link.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_trial_token() -> str:
@@ -225,7 +235,10 @@ class Rater(models.Model):
         OTHER = "other", "Other"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="raters")
-    token = models.CharField(max_length=64, unique=True, default=new_invitation_token, editable=False)
+    token_hash = models.CharField(
+        max_length=64, unique=True, editable=False, help_text="sha256 of the invitation token; the token itself is never stored."
+    )
+    token_issued_at = models.DateTimeField(default=timezone.now, editable=False)
     note = models.CharField(
         max_length=200, blank=True, help_text="Whom this link was sent to (staff only, never shown to raters)."
     )
@@ -247,9 +260,28 @@ class Rater(models.Model):
     def __str__(self) -> str:
         return f"rater {self.pk} ({self.note or 'no note'}) in {self.study}"
 
+    #: The plain token, known only to the object that issued it or that was looked up by it (never stored).
+    token: str | None = None
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.token_hash:
+            self.issue_token()
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self) -> str:
-        """The path of the invitation link (prefix the site's origin to send it)."""
+        """The path of the invitation link (prefix the site's origin to send it); only while the token is known."""
+        if not self.token:
+            raise ValueError(
+                f"rater {self.pk}: the invitation token is not stored, only its hash; re-issue the link to get a new one"
+            )
         return reverse("studies:invitation", kwargs={"token": self.token})
+
+    def issue_token(self) -> str:
+        """A new invitation token for this rater (the old link stops working once saved)."""
+        self.token = new_invitation_token()
+        self.token_hash = token_digest(self.token)
+        self.token_issued_at = timezone.now()
+        return self.token
 
     @property
     def has_profile(self) -> bool:

@@ -12,7 +12,7 @@ from django.http import Http404
 
 from ratingstudy.catalog.models import Image, ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.studies.models import Rater, Response, Session, Study, Trial
+from ratingstudy.studies.models import Rater, Response, Session, Study, Trial, token_digest
 from ratingstudy.studies.sampling import PoolImage
 
 
@@ -52,9 +52,10 @@ class Progress:
 
 def rater_get(*, token: str) -> Rater:
     """The rater holding ``token``; 404 for an unknown token, :class:`InvitationRefused` for an unusable one."""
-    rater = Rater.objects.select_related("study").filter(token=token).first()
+    rater = Rater.objects.select_related("study").filter(token_hash=token_digest(token)).first()
     if rater is None:
         raise Http404("unknown invitation")
+    rater.token = token  # known for this request only, to build the rater's own links
     if rater.is_audit:  # blinding_audit's own temporary rater: fetches images, closed study or not
         return rater
     if rater.revoked:

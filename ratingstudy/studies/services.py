@@ -130,10 +130,24 @@ def study_canvas_resolve(*, study: Study) -> Study:
 
 
 def raters_create(*, study: Study, count: int, note: str = "") -> list[Rater]:
-    """Create ``count`` invitations (each with its own 256-bit token)."""
+    """Create ``count`` invitations, each with its own 256-bit token.
+
+    Only the tokens' hashes are stored: the returned raters carry their plain ``token``
+    (and so their link) for the caller to show or send once; it cannot be recovered later.
+    """
     if count < 1:
         raise ApplicationError(f"count must be at least 1, got {count}")
     return [Rater.objects.create(study=study, note=note) for _ in range(count)]
+
+
+def rater_reissue(*, rater: Rater) -> Rater:
+    """Give ``rater`` a new invitation token: the old link stops working, the answers stay theirs.
+
+    The returned rater carries the new plain token (see :func:`raters_create`).
+    """
+    rater.issue_token()
+    rater.save(update_fields=["token_hash", "token_issued_at"])
+    return rater
 
 
 def rater_revoke(*, rater: Rater) -> Rater:

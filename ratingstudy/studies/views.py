@@ -73,6 +73,7 @@ def rater_view(view: RaterView) -> RaterView:
             response = view(request, rater, **kwargs)
         if not response.has_header("Cache-Control"):
             add_never_cache_headers(response)
+        response["Referrer-Policy"] = "no-referrer"  # the token is in this page's URL
         return response
 
     return wrapper

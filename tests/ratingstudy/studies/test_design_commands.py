@@ -16,7 +16,7 @@ from ratingstudy.catalog.models import ImageSet
 from ratingstudy.errors import ApplicationError
 from ratingstudy.studies.management.commands import study_create as study_create_command
 from ratingstudy.studies.management.commands.study_create import DESIGN_FIELDS, SET_FIELDS
-from ratingstudy.studies.models import Rater, Study
+from ratingstudy.studies.models import Rater, Study, token_digest
 from tests.ratingstudy.studies.factories import image_set_make
 
 pytestmark = pytest.mark.django_db
@@ -97,7 +97,7 @@ def test_good_design_creates_the_study_and_prints_invitations(tmp_path, image_se
         match = resolve(parts.path)
         assert match.view_name == "studies:invitation"
         tokens.add(match.kwargs["token"])
-    assert tokens == set(study.raters.values_list("token", flat=True))
+    assert {token_digest(t) for t in tokens} == set(study.raters.values_list("token_hash", flat=True))
 
 
 def test_no_raters_prints_only_the_study_id(tmp_path, image_sets):

@@ -57,7 +57,8 @@ def test_another_raters_trials_and_images_are_404(client, two_sessions):
 def test_unknown_tokens_are_404_everywhere(client, two_sessions):
     owner, _ = two_sessions
     trial = owner.session.trials.first()
-    forged = Rater(token=owner.token[:-2] + ("AA" if not owner.token.endswith("AA") else "BB"))
+    forged = Rater()
+    forged.token = owner.token[:-2] + ("AA" if not owner.token.endswith("AA") else "BB")
     for name, url in rater_urls(forged, trial.token).items():
         response = client.post(url, ANSWER) if name == "answer" else client.get(url)
         assert response.status_code == 404, name

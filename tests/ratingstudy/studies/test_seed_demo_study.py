@@ -18,9 +18,11 @@ def seed_small_demo_tiles() -> None:
 
 def test_seed_demo_study_is_idempotent_and_its_link_works(db, client):
     seed_small_demo_tiles()
-    first = call_command("seed_demo_study", base_url="http://lab.example:8000/")
-    assert first.startswith("http://lab.example:8000/r/")
-    assert call_command("seed_demo_study", base_url="http://lab.example:8000") == first
+    earlier = call_command("seed_demo_study", base_url="http://lab.example:8000/")
+    # Only token hashes are stored: a second run re-issues the same rater's link, the old one stops working.
+    first = call_command("seed_demo_study", base_url="http://lab.example:8000")
+    assert first.startswith("http://lab.example:8000/r/") and first != earlier
+    assert client.get(urlsplit(earlier).path).status_code == 404
     assert Study.objects.count() == 1 and Rater.objects.count() == 1
     study = Study.objects.get()
     placeholder = study.generated_image_sets.get()

@@ -86,6 +86,8 @@ class Command(BaseCommand):
                 str(options["web_workers"]),
                 "--access-logfile",
                 str(log_dir / "access.log"),
+                "--logger-class",
+                "ratingstudy.lib.gunicorn_logging.Logger",
                 "--error-logfile",
                 str(log_dir / "web.log"),
             ],

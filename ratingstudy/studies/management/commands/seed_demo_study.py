@@ -9,8 +9,9 @@ GAN: they only let the rating interface be tried before any model is trained,
 and the set's and the study's descriptions say so.
 
 Returns (and prints) the invitation URL of an unrevoked demo rater whose
-session is not finished yet, creating one if needed, so running it twice
-gives the same link.
+session is not finished yet, creating one if needed. Only the hash of a token is
+stored, so running it again re-issues that rater's link: the new link continues
+the same session, and the old one stops working.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ratingstudy.catalog.models import Image, ImageSet
 from ratingstudy.catalog.services import ImageEntry, image_set_import
 from ratingstudy.errors import ApplicationError
 from ratingstudy.studies.models import Study
-from ratingstudy.studies.services import raters_create, study_create
+from ratingstudy.studies.services import rater_reissue, raters_create, study_create
 
 DEMO_REAL_SET = "demo-tiles"
 PLACEHOLDER_SET = "demo-placeholder-generated"
@@ -113,12 +114,16 @@ class Command(BaseCommand):
         try:
             with transaction.atomic():
                 study = _demo_study()
-                rater = (
+                existing = (
                     study.raters.filter(note=DEMO_RATER_NOTE, revoked=False)
                     .exclude(session__completed_at__isnull=False)
                     .order_by("pk")
                     .first()
-                ) or raters_create(study=study, count=1, note=DEMO_RATER_NOTE)[0]
+                )
+                # Only token hashes are stored, so an existing demo rater gets a fresh link.
+                rater = rater_reissue(rater=existing) if existing else raters_create(
+                    study=study, count=1, note=DEMO_RATER_NOTE
+                )[0]
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         return options["base_url"].rstrip("/") + rater.get_absolute_url()
