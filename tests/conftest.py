@@ -105,6 +105,12 @@ def _database_url() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+@pytest.fixture
+def database_url(transactional_db) -> str:
+    """The test database as a URL, for subprocesses (gunicorn, workers) that must see its rows."""
+    return _database_url()
+
+
 class WorkerHandle:
     """A running ``celery worker`` subprocess that tests may kill and restart."""
 

@@ -44,7 +44,6 @@ from locust import FastHttpUser, task
 from locust.env import Environment
 from locust.exception import StopUser
 
-CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 ANSWER_FORM = re.compile(r'<form[^>]*id="answer-form"[^>]*>')
 ACTION = re.compile(r'action="([^"]+)"')
 TRIAL_IMAGE = re.compile(r'data-image-url="([^"]+)"')
@@ -149,7 +148,6 @@ class Rater(FastHttpUser):
             return page
         self.think(0.5)
         data = {
-            "csrfmiddlewaretoken": first(CSRF, page, "CSRF token"),
             "role": self.rng.choice(["pathologist", "resident"]),
             "years_experience": str(self.rng.randint(0, 30)),
             "specialty": "breast pathology",
@@ -197,7 +195,7 @@ class Rater(FastHttpUser):
                 "attempts": 0,
             }
             Shared.answers.append(answer)
-            data = {"csrfmiddlewaretoken": first(CSRF, page, "CSRF token"), "client_ms": str(answer["client_id"])}
+            data = {"client_ms": str(answer["client_id"])}
             if answer["judged_real"] is not None:
                 data["judged_real"] = "real" if answer["judged_real"] else "generated"
             for field in ("quality", "confidence"):

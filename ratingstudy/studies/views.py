@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ratingstudy.errors import ApplicationError
@@ -61,8 +62,14 @@ def rater_view(view: RaterView) -> RaterView:
 
     No rater page may be cached: the back button then asks the server, which
     answers with the current trial. (Images set their own caching: see :func:`image`.)
+    Rater pages send no Referer (``Referrer-Policy: no-referrer``: the token is in their
+    URL), so browsers send ``Origin: null`` with their form posts, which Django's CSRF
+    check refuses. They need no CSRF protection: a forged request must name the rater's
+    unguessable 256-bit token, and whoever knows it can act as the rater anyway; raters
+    have no session or cookie for another site to ride on.
     """
 
+    @csrf_exempt
     @wraps(view)
     def wrapper(request: HttpRequest, token: str, **kwargs: str) -> HttpResponse:
         try:

@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 
 from ratingstudy.studies.models import Response, Session
 from ratingstudy.studies.services import raters_create
+from tests.browser.helpers import wait_until
 from tests.ratingstudy.studies.factories import breakhis_like_sources, breakhis_like_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -42,7 +43,7 @@ WHOLE_IMAGE_VISIBLE = """() => {
 
 
 def shown(page: Page) -> None:
-    page.wait_for_function("window.ratingState && window.ratingState.shownAt !== null && window.ratingViewer")
+    wait_until(page, "window.ratingState && window.ratingState.shownAt !== null && window.ratingViewer")
 
 
 def start(page: Page, link: str) -> None:
@@ -79,14 +80,14 @@ def test_whole_field_at_fit_zoom_to_native_pan_and_answer_by_keys(live_server, b
     assert home_zoom > 2  # a 256 px tile on a ~1000 px viewer: magnified to fit
 
     page.keyboard.press("n")  # 1:1 pixels
-    page.wait_for_function(f"Math.abs({NATIVE_ZOOM} - 1) < 0.01")
+    wait_until(page, f"Math.abs({NATIVE_ZOOM} - 1) < 0.01")
     expect(page.locator(".zoom-level")).to_have_text("1.00x")
     page.keyboard.press("+")
-    page.wait_for_function(f"{NATIVE_ZOOM} > 1.2")
+    wait_until(page, f"{NATIVE_ZOOM} > 1.2")
     centre = page.evaluate("(() => { const c = ratingViewer.viewport.getCenter(true); return [c.x, c.y]; })()")
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowDown")
-    page.wait_for_function(
+    wait_until(page,
         f"(() => {{ const c = ratingViewer.viewport.getCenter(true); return c.x > {centre[0]} + 1e-3 && c.y > {centre[1]} + 1e-3; }})()"
     )
     box = page.locator("#viewer").bounding_box()
@@ -95,15 +96,15 @@ def test_whole_field_at_fit_zoom_to_native_pan_and_answer_by_keys(live_server, b
     page.mouse.move(box["x"] + box["width"] / 2 - 120, box["y"] + box["height"] / 2 - 60, steps=5)
     page.mouse.up()  # dragging pans too
     page.keyboard.press("n")
-    page.wait_for_function(f"Math.abs({NATIVE_ZOOM} - 1) < 0.01")
+    wait_until(page, f"Math.abs({NATIVE_ZOOM} - 1) < 0.01")
     page.screenshot(path=str(artifacts_dir / "viewer-native.png"))
     page.keyboard.press("0")  # back to the whole field
-    page.wait_for_function(WHOLE_IMAGE_VISIBLE)
+    wait_until(page, WHOLE_IMAGE_VISIBLE)
     page.wait_for_timeout(300)  # let the spring animation settle for the picture
     page.screenshot(path=str(artifacts_dir / "viewer.png"))
     page.keyboard.press("+")  # closer than the whole-field view: time "zoomed in" counts from here
     page.keyboard.press("+")
-    page.wait_for_function(f"{NATIVE_ZOOM} > {home_zoom} * 1.3")
+    wait_until(page, f"{NATIVE_ZOOM} > {home_zoom} * 1.3")
     page.wait_for_timeout(300)
 
     # Every control has a key: real/generated, confidence, quality, next.

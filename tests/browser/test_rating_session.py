@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from ratingstudy.studies.models import WINDOW_GRACE_MS, Response, Session
 from ratingstudy.studies.services import raters_create, study_mask_name
+from tests.browser.helpers import wait_until
 from tests.ratingstudy.studies.factories import study_make
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -26,7 +27,7 @@ def progress_label(page: Page) -> str:
 
 def wait_for_image(page: Page) -> None:
     """Wait until the trial image is drawn in the viewer (the page accepts no answer before)."""
-    page.wait_for_function("window.ratingState && window.ratingState.shownAt !== null")
+    wait_until(page, "window.ratingState && window.ratingState.shownAt !== null")
     expect(page.get_by_role("button", name=re.compile("^Next"))).to_be_enabled()
 
 
@@ -61,7 +62,7 @@ def test_rater_completes_a_session_with_mouse_and_keyboard_and_resumes(live_serv
     page.get_by_role("button", name=re.compile("^Next")).click()
     expect(page.get_by_role("heading", name="Practice feedback")).to_be_visible()
     expect(page.locator(".verdict")).to_contain_text(re.compile(r"This image was (real|generated)"))
-    page.wait_for_function("window.ratingState && window.ratingState.shownAt !== null")  # shown again with the verdict
+    wait_until(page, "window.ratingState && window.ratingState.shownAt !== null")  # shown again with the verdict
     page.keyboard.press("Enter")  # the continue link has the focus
 
     # Practice 2, with the keyboard; a missing answer blocks Enter until it is given.
@@ -145,7 +146,7 @@ def test_exposure_fixation_then_image_then_mask_and_the_server_refuses_after_the
     page.get_by_label("Years of experience in histopathology").fill("2")
     page.get_by_role("button", name="Start").click()
     expect(page.locator(".fixation")).to_be_visible()  # HYPE: a fixation cross first
-    page.wait_for_function("window.ratingState && window.ratingState.masked === true", timeout=5000)
+    wait_until(page, "window.ratingState && window.ratingState.masked === true", timeout=5000)
     expect(page.locator("canvas.mask")).to_be_visible()  # then the backward noise mask
     expect(page.get_by_text("The image is hidden. Answer from memory.")).to_be_visible()
     answer_with_keyboard(page, "r", "3")
@@ -154,7 +155,7 @@ def test_exposure_fixation_then_image_then_mask_and_the_server_refuses_after_the
     assert 300 <= first.onscreen_ms <= 600, first.onscreen_ms  # measured on screen, beside the 400 ms asked
 
     # Trial 2: the rater lets the window pass, then tries to see the image again.
-    page.wait_for_function("window.ratingState && window.ratingState.masked === true", timeout=5000)
+    wait_until(page, "window.ratingState && window.ratingState.masked === true", timeout=5000)
     image_url = page.locator("#stage").get_attribute("data-image-url")
     trial = Session.objects.get(rater=rater).trials.get(index=1)
     with default_storage.open(trial.render, "rb") as fh:
@@ -166,7 +167,7 @@ def test_exposure_fixation_then_image_then_mask_and_the_server_refuses_after_the
     assert fetched == mask_bytes != image_bytes and len(fetched) == len(image_bytes)
     page.reload()  # a reload shows the mask at once and asks for nothing
     expect(page.locator("#stage")).to_have_attribute("data-window-closed", "1")
-    page.wait_for_function("window.ratingState && window.ratingState.masked === true")
+    wait_until(page, "window.ratingState && window.ratingState.masked === true")
     answer_with_keyboard(page, "f", "2")
     expect(page.locator("#progress-label")).to_have_text("Image 3 of 6")
     second = Response.objects.get(trial=trial)

@@ -87,24 +87,21 @@ def test_revoked_link_and_closed_study_are_refused_politely(client, two_sessions
     assert other == (200 if refusal == "revoked" else 403)
 
 
-def test_every_post_requires_csrf(study, two_sessions):
+def test_rater_posts_need_the_capability_link_not_a_csrf_cookie(study, two_sessions):
+    """Rater pages send no Referer, so browsers post with ``Origin: null``; the unguessable token
+    in the URL, not a CSRF cookie, is what a forged request would lack."""
     owner, _ = two_sessions
     newcomer = raters_create(study=study, count=1)[0]
-    strict = Client(enforce_csrf_checks=True)
-    trial = owner.session.trials.first()
+    strict = Client(enforce_csrf_checks=True, HTTP_ORIGIN="null")
     profile = {"role": "pathologist", "years_experience": "3"}
-    for rater in (owner, newcomer):
-        for name, url in rater_urls(rater, trial.token).items():
-            status = strict.post(url, {**ANSWER, **profile}).status_code
-            assert status in (403, 405), (name, status)  # 405: the route accepts no POST at all
-    newcomer.refresh_from_db()
-    assert not newcomer.has_profile and not Response.objects.exists()
-    # With the token from the page, the same posts go through.
-    strict.get(newcomer.get_absolute_url())
-    token = strict.cookies["csrftoken"].value
-    assert strict.post(newcomer.get_absolute_url(), {**profile, "csrfmiddlewaretoken": token}).status_code == 302
-    answer = rater_urls(owner, trial.token)["answer"]
-    assert strict.post(answer, {**ANSWER, "csrfmiddlewaretoken": token}).status_code == 302
+    assert strict.post(newcomer.get_absolute_url(), profile).status_code == 302
+    trial = owner.session.trials.first()
+    assert strict.post(rater_urls(owner, trial.token)["answer"], ANSWER).status_code == 302
+    assert Response.objects.count() == 1
+    forged = Rater()
+    forged.token = "x" * 43
+    assert strict.post(rater_urls(forged, trial.token)["answer"], ANSWER).status_code == 404
+    assert strict.get(newcomer.get_absolute_url()).cookies.get("csrftoken") is None  # raters get no cookie
     assert Response.objects.count() == 1
 
 
