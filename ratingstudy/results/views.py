@@ -1,18 +1,22 @@
 """Staff-only results: the study page, its polled JSON, the exports and plotly.js.
 
 Views are thin: parse the query string into :class:`ResultFilters`, call one selector,
-render or stream. Everything here requires a staff login (``staff_member_required``
-redirects anyone else to the admin login).
+render or stream. Everything here requires a staff login (anyone else is sent to the admin
+login), and each study page the role's permission (``studies.view_results`` to read,
+``studies.export_results`` for rater-level exports) on a study the user owns or
+collaborates on (:func:`study_access`); anything else is a 403.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from functools import wraps
 from pathlib import Path
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -23,6 +27,7 @@ from ratingstudy.errors import ApplicationError
 from ratingstudy.results import selectors
 from ratingstudy.results.exports import streaming_response
 from ratingstudy.studies.models import Study
+from ratingstudy.studies.selectors import studies_visible_to
 
 #: Seconds between two polls of the results page (the page reads it from the markup).
 POLL_SECONDS = 10
@@ -71,6 +76,23 @@ def _results(study: Study, filters: selectors.ResultFilters) -> tuple[str, dict]
     return version, results
 
 
+def study_access(permission: str):
+    """Staff with ``permission`` on a study they may see; the view gets the study instead of its id."""
+
+    def decorate(view):
+        @staff_member_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, study_id: int, **kwargs) -> HttpResponse:
+            study = get_object_or_404(Study, pk=study_id)
+            if not (request.user.has_perm(permission) and study.is_visible_to(request.user)):
+                raise PermissionDenied(f"you have no {permission.split('.')[1].replace('_', ' ')} right on this study")
+            return view(request, study, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def _bad_request(request: HttpRequest, error: ApplicationError, *, json: bool) -> HttpResponse:
     if json:
         return JsonResponse({"error": error.message}, status=400)
@@ -80,14 +102,16 @@ def _bad_request(request: HttpRequest, error: ApplicationError, *, json: bool) -
 @staff_member_required
 @require_GET
 def study_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "results/index.html", {"studies": selectors.study_list()})
+    studies = selectors.study_list().filter(pk__in=studies_visible_to(user=request.user).values("pk"))
+    if not request.user.has_perm("studies.view_results"):
+        studies = studies.none()
+    return render(request, "results/index.html", {"studies": studies})
 
 
-@staff_member_required
+@study_access("studies.view_results")
 @require_GET
 @never_cache
-def study_page(request: HttpRequest, study_id: int) -> HttpResponse:
-    study = get_object_or_404(Study, pk=study_id)
+def study_page(request: HttpRequest, study: Study) -> HttpResponse:
     try:
         filters = filters_from_request(request)
     except ApplicationError as exc:
@@ -104,12 +128,11 @@ def study_page(request: HttpRequest, study_id: int) -> HttpResponse:
     return render(request, "results/study.html", context)
 
 
-@staff_member_required
+@study_access("studies.view_results")
 @require_GET
 @never_cache
-def study_data(request: HttpRequest, study_id: int) -> JsonResponse:
+def study_data(request: HttpRequest, study: Study) -> JsonResponse:
     """The page's data, polled: the results plus the tables rendered as HTML."""
-    study = get_object_or_404(Study, pk=study_id)
     try:
         filters = filters_from_request(request)
     except ApplicationError as exc:
@@ -119,11 +142,11 @@ def study_data(request: HttpRequest, study_id: int) -> JsonResponse:
     return JsonResponse({"version": version, "results": results, "tables_html": tables})
 
 
-@staff_member_required
+@study_access("studies.export_results")
 @require_GET
-def export_responses(request: HttpRequest, study_id: int, fmt: str) -> HttpResponse:
+def export_responses(request: HttpRequest, study: Study, fmt: str) -> HttpResponse:
     """Every response of the study as one tidy row (all trials, flagged; nothing filtered)."""
-    study = _export_study(study_id, fmt)
+    _export_format(fmt)
     return streaming_response(
         filename=f"study-{study.pk}-responses",
         header=list(selectors.RESPONSE_COLUMNS),
@@ -132,10 +155,10 @@ def export_responses(request: HttpRequest, study_id: int, fmt: str) -> HttpRespo
     )
 
 
-@staff_member_required
+@study_access("studies.export_results")
 @require_GET
-def export_images(request: HttpRequest, study_id: int, fmt: str) -> HttpResponse:
-    study = _export_study(study_id, fmt)
+def export_images(request: HttpRequest, study: Study, fmt: str) -> HttpResponse:
+    _export_format(fmt)
     try:
         filters = filters_from_request(request)
     except ApplicationError as exc:
@@ -144,10 +167,10 @@ def export_images(request: HttpRequest, study_id: int, fmt: str) -> HttpResponse
     return streaming_response(filename=f"study-{study.pk}-images", header=header, rows=rows, fmt=fmt)
 
 
-@staff_member_required
+@study_access("studies.export_results")
 @require_GET
-def export_models(request: HttpRequest, study_id: int, fmt: str) -> HttpResponse:
-    study = _export_study(study_id, fmt)
+def export_models(request: HttpRequest, study: Study, fmt: str) -> HttpResponse:
+    _export_format(fmt)
     try:
         filters = filters_from_request(request)
     except ApplicationError as exc:
@@ -156,10 +179,9 @@ def export_models(request: HttpRequest, study_id: int, fmt: str) -> HttpResponse
     return streaming_response(filename=f"study-{study.pk}-models", header=header, rows=rows, fmt=fmt)
 
 
-@staff_member_required
+@study_access("studies.export_results")
 @require_GET
-def export_manifest(request: HttpRequest, study_id: int) -> JsonResponse:
-    study = get_object_or_404(Study, pk=study_id)
+def export_manifest(request: HttpRequest, study: Study) -> JsonResponse:
     try:
         filters = filters_from_request(request)
     except ApplicationError as exc:
@@ -169,10 +191,9 @@ def export_manifest(request: HttpRequest, study_id: int) -> JsonResponse:
     return response
 
 
-def _export_study(study_id: int, fmt: str) -> Study:
+def _export_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise Http404(f"exports come as {' or '.join(FORMATS)}")
-    return get_object_or_404(Study, pk=study_id)
 
 
 def plotly_path() -> Path:

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from ratingstudy.studies.models import Rater, Session, Study
-from ratingstudy.studies.selectors import raters_needed, session_progress
+from ratingstudy.studies.selectors import raters_needed, session_progress, studies_visible_to
 from ratingstudy.studies.services import (
     design_problems_of,
     rater_reinstate,
@@ -86,6 +86,7 @@ class StudyForm(forms.ModelForm):
             "seed",
             "instructions",
             "consent_text",
+            "collaborators",
         ]
 
     def clean(self) -> dict:
@@ -112,6 +113,9 @@ class RaterInline(admin.TabularInline):
     fields = ["note", "token_issued_at", "role", "years_experience", "specialty", "revoked", "progress"]
     readonly_fields = ["token_issued_at", "role", "years_experience", "specialty", "progress"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Rater]:
+        return super().get_queryset(request).filter(is_audit=False)
+
     @admin.display(description="progress")
     def progress(self, rater: Rater) -> str:
         session = Session.objects.filter(rater=rater).first()
@@ -127,12 +131,13 @@ class StudyAdmin(admin.ModelAdmin):
     list_display = ["name", "is_open", "task", "images_per_rater", "rater_count", "completed_count", "created_at"]
     list_filter = ["is_open", "task"]
     search_fields = ["name"]
-    filter_horizontal = ["real_image_sets", "generated_image_sets", "practice_image_sets"]
-    readonly_fields = ["created_at", "pool_summary"]
+    filter_horizontal = ["real_image_sets", "generated_image_sets", "practice_image_sets", "collaborators"]
+    readonly_fields = ["created_at", "pool_summary", "owner"]
     inlines = [RaterInline]
     actions = ["open_studies", "close_studies"]
     fieldsets = [
         (None, {"fields": ["name", "is_open", "description", "created_at"]}),
+        ("Access", {"fields": ["owner", "collaborators"]}),
         ("Images", {"fields": ["real_image_sets", "generated_image_sets", "practice_image_sets", "pool_summary"]}),
         (
             "Presentation",
@@ -170,6 +175,7 @@ class StudyAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
+            .filter(pk__in=studies_visible_to(user=request.user).values("pk"))
             .annotate(
                 _raters=Count("raters", distinct=True),
                 _completed=Count("sessions", filter=Q(sessions__completed_at__isnull=False), distinct=True),
@@ -194,6 +200,11 @@ class StudyAdmin(admin.ModelAdmin):
             f"{real} real and {generated} generated images; {raters_needed(study=study)} raters are needed "
             f"for each image to be seen by {study.raters_per_image}."
         )
+
+    def save_model(self, request: HttpRequest, obj: Study, form: StudyForm, change: bool) -> None:
+        if not change:
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
 
     def save_related(self, request: HttpRequest, form: StudyForm, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -233,7 +244,7 @@ class StudyAdmin(admin.ModelAdmin):
 @admin.register(Rater)
 class RaterAdmin(admin.ModelAdmin):
     list_display = ["pk", "study", "note", "role", "years_experience", "revoked", "created_at"]
-    list_filter = ["study", "revoked", "role"]
+    list_filter = [("study", admin.RelatedOnlyFieldListFilter), "revoked", "role"]
     search_fields = ["note", "specialty"]
     readonly_fields = [
         "token_issued_at",
@@ -255,7 +266,13 @@ class RaterAdmin(admin.ModelAdmin):
         return [] if obj is None else ["study", *self.readonly_fields]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Rater]:
-        return super().get_queryset(request).filter(is_audit=False)
+        visible = studies_visible_to(user=request.user).values("pk")
+        return super().get_queryset(request).filter(is_audit=False, study__in=visible)
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "study":
+            kwargs["queryset"] = studies_visible_to(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def response_add(self, request: HttpRequest, obj: Rater, post_url_continue: str | None = None) -> HttpResponse:
         return issued_links_response(request, title=f"New invitation link for {obj.study}", raters=[obj])
@@ -281,11 +298,14 @@ class RaterAdmin(admin.ModelAdmin):
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
     list_display = ["pk", "study", "rater", "started_at", "completed_at", "answered"]
-    list_filter = ["study"]
+    list_filter = [("study", admin.RelatedOnlyFieldListFilter)]
     readonly_fields = ["rater", "study", "seed", "user_agent", "started_at", "completed_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Session]:
+        return super().get_queryset(request).filter(study__in=studies_visible_to(user=request.user).values("pk"))
 
     @admin.display(description="answered")
     def answered(self, session: Session) -> str:

@@ -12,6 +12,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -172,11 +173,29 @@ class Study(models.Model):
     )
     seed = models.BigIntegerField(default=new_study_seed, help_text="Sessions derive their seed from it.")
     is_open = models.BooleanField(default=False, help_text="Raters can only rate while the study is open.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_studies",
+        help_text="Who designed the study; with the collaborators, the only staff who see it (besides superusers).",
+    )
+    collaborators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="collaborating_studies",
+        help_text="Staff who may work on this study, within their role (study manager, viewer).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "studies"
+        permissions = [
+            ("view_results", "Can read a study's results"),
+            ("export_results", "Can export a study's rater data"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -206,6 +225,12 @@ class Study(models.Model):
         return Presentation(
             width=self.canvas_width, height=self.canvas_height, fit=self.fit, jpeg_quality=self.jpeg_quality
         )
+
+    def is_visible_to(self, user) -> bool:
+        """Whether ``user`` (staff) may see this study at all; what they may do is their role's permissions."""
+        if not (user.is_active and user.is_staff):
+            return False
+        return user.is_superuser or self.owner_id == user.pk or self.collaborators.filter(pk=user.pk).exists()
 
     def is_excluded(self, *, failed: int, checked: int) -> bool:
         """The study's exclusion rule: too many failed attention checks, by count or by share."""

@@ -247,3 +247,12 @@ def practice_feedback(*, trial: Trial) -> PracticeFeedback:
         quality=response.quality,
         last_practice=not trial.session.trials.filter(is_practice=True, index__gt=trial.index).exists(),
     )
+
+
+def studies_visible_to(*, user) -> QuerySet[Study]:
+    """The studies ``user`` may see: all for a superuser, else those they own or collaborate on."""
+    if not (user.is_active and user.is_staff):
+        return Study.objects.none()
+    if user.is_superuser:
+        return Study.objects.all()
+    return Study.objects.filter(Q(owner=user) | Q(collaborators=user)).distinct()

@@ -89,7 +89,10 @@ def answer(
 
 
 def staff_user(username: str = "staff"):
-    return get_user_model().objects.create_user(username=username, password="pw-123456789", is_staff=True)
+    """A lab administrator (superuser): sees every study. Roles are tested in tests/ratingstudy/test_roles.py."""
+    return get_user_model().objects.create_user(
+        username=username, password="pw-123456789", is_staff=True, is_superuser=True
+    )
 
 
 def plain_user(username: str = "member"):
