@@ -567,6 +567,7 @@ def study_list() -> QuerySet[Study]:
 #: Tidy response columns: name -> pandas dtype (what ``pandas.read_csv(dtype=...)`` should use).
 RESPONSE_COLUMNS: dict[str, str] = {
     "study_id": "int64",
+    "design_version": "int64",
     "rater_id": "string",
     "rater_role": "string",
     "rater_years_experience": "Int64",
@@ -665,14 +666,14 @@ def response_export_rows(*, study: Study, chunk_size: int = 5000) -> Iterator[tu
     of ``chunk_size`` (constant memory: nothing is collected). The rater's specialty,
     free text, goes through :func:`spreadsheet_safe`."""
     failed, exclusions = study_check_outcomes(study=study)
-    study_id, exposure_ms = study.pk, study.exposure_ms
+    study_id, version, exposure_ms = study.pk, study.design_version, study.exposure_ms
     for (
         rater_id, role, years, specialty, session_id, index, image_id, kind, model_name, set_name,
         label, is_practice, check, repeat_index, variant, judged_real, quality, confidence, client_ms, server_ms,
         onscreen_ms, paint_ms, zoom_max, zoomed_ms, shown_at, answered_at,
     ) in response_export_queryset(study=study).iterator(chunk_size=chunk_size):  # fmt: skip
         yield (
-            study_id, rater_pseudonym(rater_id), role, years, spreadsheet_safe(specialty), rater_id in failed,
+            study_id, version, rater_pseudonym(rater_id), role, years, spreadsheet_safe(specialty), rater_id in failed,
             rater_id in exclusions, exclusions.get(rater_id, ""), session_id, index,
             image_id, kind, REAL if kind == ImageSet.Kind.REAL else (model_name or set_name), set_name, label,
             is_practice, check, repeat_index, variant, exposure_ms, judged_real, quality, confidence, client_ms, server_ms,
@@ -825,7 +826,21 @@ def study_manifest(*, study: Study, filters: ResultFilters | None = None) -> dic
     return {
         "generated_at": timezone.now().isoformat(),
         "study": {"id": study.pk, "name": study.name, "seed": study.seed, "created_at": study.created_at.isoformat()},
+        "design_version": study.design_version,
+        "previous_version": study.previous_version_id,
         "design": {name: getattr(study, name) for name in design_fields},
+        "what_raters_read": {
+            "instructions": study.instructions,
+            "instructions_sha256": hashlib.sha256(study.instructions.encode()).hexdigest(),
+            "consent_text": study.consent_text,
+            "consent_sha256": study.consent_sha256,
+            "consent_version": study.consent_version,
+        },
+        "withdrawals": {
+            "mode": study.withdrawal,
+            "count": study.withdrawals.count(),
+            "responses_affected": sum(study.withdrawals.values_list("responses", flat=True)),
+        },
         "image_sets": image_sets,
         "sessions": sessions,
         "metric_reports": reports,

@@ -15,12 +15,14 @@ from django.template.response import TemplateResponse
 from ratingstudy.studies.models import Rater, Session, Study
 from ratingstudy.studies.selectors import raters_needed, session_progress, studies_visible_to
 from ratingstudy.studies.services import (
+    design_changes_locked,
     design_problems_of,
     rater_reinstate,
     rater_reissue,
     rater_revoke,
     raters_create,
     study_canvas_resolve,
+    study_new_version,
     study_render,
 )
 
@@ -86,6 +88,7 @@ class StudyForm(forms.ModelForm):
             "seed",
             "instructions",
             "consent_text",
+            "withdrawal",
             "collaborators",
         ]
 
@@ -100,6 +103,12 @@ class StudyForm(forms.ModelForm):
             "generated": list(data.get("generated_image_sets") or []),
             "practice": list(data.get("practice_image_sets") or []),
         }
+        locked = design_changes_locked(study=self.instance, changed=self.changed_data)
+        if locked:
+            raise forms.ValidationError(
+                f"This study has answers, so its design is locked: {', '.join(locked)} cannot change. Use the "
+                "action \"Copy as a new design version\" on the study list; the copy takes the change and new raters."
+            )
         problems = design_problems_of(study=candidate, groups=groups)
         if problems:
             raise forms.ValidationError(problems)
@@ -128,15 +137,15 @@ class RaterInline(admin.TabularInline):
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
     form = StudyForm
-    list_display = ["name", "is_open", "task", "images_per_rater", "rater_count", "completed_count", "created_at"]
+    list_display = ["name", "design_version", "is_open", "task", "images_per_rater", "rater_count", "completed_count", "created_at"]
     list_filter = ["is_open", "task"]
     search_fields = ["name"]
     filter_horizontal = ["real_image_sets", "generated_image_sets", "practice_image_sets", "collaborators"]
-    readonly_fields = ["created_at", "pool_summary", "owner"]
+    readonly_fields = ["created_at", "pool_summary", "owner", "design_version", "previous_version", "consent_version"]
     inlines = [RaterInline]
-    actions = ["open_studies", "close_studies"]
+    actions = ["open_studies", "close_studies", "new_design_version"]
     fieldsets = [
-        (None, {"fields": ["name", "is_open", "description", "created_at"]}),
+        (None, {"fields": ["name", "is_open", "description", "created_at", "design_version", "previous_version"]}),
         ("Access", {"fields": ["owner", "collaborators"]}),
         ("Images", {"fields": ["real_image_sets", "generated_image_sets", "practice_image_sets", "pool_summary"]}),
         (
@@ -167,7 +176,7 @@ class StudyAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("What raters read", {"fields": ["instructions", "consent_text"]}),
+        ("What raters read", {"fields": ["instructions", "consent_text", "consent_version", "withdrawal"]}),
         ("Invitations", {"fields": ["new_invitations"]}),
     ]
 
@@ -228,6 +237,12 @@ class StudyAdmin(admin.ModelAdmin):
 
     def response_change(self, request: HttpRequest, obj: Study) -> HttpResponse:
         return self._issued_or(request, super().response_change(request, obj), obj)
+
+    @admin.action(description="Copy as a new design version (editable, closed, no raters)")
+    def new_design_version(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            copy = study_new_version(study=study, owner=request.user)
+            messages.success(request, f"Created {copy.name!r} (design version {copy.design_version}).")
 
     @admin.action(description="Open the selected studies to raters")
     def open_studies(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:

@@ -64,6 +64,18 @@ class StudyDesign:
     repeat_checks: int
 
 
+#: Fields that change what a rater sees or how trials are drawn: locked once a study has a response
+#: (a new design version, a copy, takes the change). Not locked: the name and description, whether it
+#: is open, the consent text (versioned on its own, raters agree again), the exclusion rule (analysis
+#: only, recorded in the manifest), and who may see the study.
+LOCKED_FIELDS = (
+    "task", "ask_confidence", "instructions", "images_per_rater", "balance", "raters_per_image",
+    "practice_trials", "practice_holdout", "corrupted_checks", "repeat_checks", "exposure_ms", "seed",
+    "canvas_width", "canvas_height", "fit", "jpeg_quality", "real_image_sets", "generated_image_sets",
+    "practice_image_sets",
+)  # fmt: skip
+
+
 class Study(models.Model):
     """A rating study: the image sets it draws from, what raters are asked, and how trials are drawn."""
 
@@ -77,6 +89,10 @@ class Study(models.Model):
         CROP = "crop", "Crop: centre crop to the canvas"
         NATIVE = "native", "Native: 1:1 pixels, centred"
 
+    class Withdrawal(models.TextChoices):
+        DELETE = "delete", "Delete their answers"
+        ANONYMISE = "anonymise", "Keep their answers without their profile"
+
     class Balance(models.TextChoices):
         STRATIFIED = "stratified", "Half real, half generated; stratified by model and by benign/malignant"
         RANDOM = "random", "Uniform random draw from all images"
@@ -85,7 +101,24 @@ class Study(models.Model):
     description = models.TextField(blank=True, help_text="For researchers only; never shown to raters.")
     instructions = models.TextField(help_text="Shown to raters before they start (plain text).")
     consent_text = models.TextField(
-        blank=True, help_text="If set, raters must tick a box agreeing to it before they start."
+        blank=True,
+        help_text="If set, raters must tick a box agreeing to it before they start. Changing it asks every "
+        "rater to agree again before their next trial.",
+    )
+    consent_version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="Goes up each time the consent text changes."
+    )
+    withdrawal = models.CharField(
+        max_length=16,
+        choices=Withdrawal.choices,
+        default=Withdrawal.DELETE,
+        help_text="What happens to a rater's answers when they withdraw from their link.",
+    )
+    design_version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="1 for a new study; a new design version is a copy with the next number."
+    )
+    previous_version = models.ForeignKey(
+        "self", null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="next_versions"
     )
     real_image_sets = models.ManyToManyField(
         ImageSet, related_name="real_in_studies", limit_choices_to={"kind": ImageSet.Kind.REAL}
@@ -200,6 +233,16 @@ class Study(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            stored = Study.objects.filter(pk=self.pk).values_list("consent_text", flat=True).first()
+            if stored is not None and stored != self.consent_text:
+                self.consent_version += 1  # raters must agree to the new text before their next trial
+                update_fields = kwargs.get("update_fields")
+                if update_fields is not None:
+                    kwargs["update_fields"] = {*update_fields, "consent_version"}
+        super().save(*args, **kwargs)
+
     @property
     def asks_real_fake(self) -> bool:
         return self.task in (self.Task.REAL_FAKE, self.Task.BOTH)
@@ -225,6 +268,14 @@ class Study(models.Model):
         return Presentation(
             width=self.canvas_width, height=self.canvas_height, fit=self.fit, jpeg_quality=self.jpeg_quality
         )
+
+    @property
+    def has_responses(self) -> bool:
+        return Response.objects.filter(trial__session__study=self).exists()
+
+    @property
+    def consent_sha256(self) -> str:
+        return hashlib.sha256(self.consent_text.encode()).hexdigest()
 
     def is_visible_to(self, user) -> bool:
         """Whether ``user`` (staff) may see this study at all; what they may do is their role's permissions."""
@@ -277,6 +328,9 @@ class Rater(models.Model):
         default=False, editable=False, help_text="A temporary rater of blinding_audit: never analysed, deleted after the audit."
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(
+        null=True, blank=True, help_text="The rater withdrew: their profile is cleared and their link refused."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -467,3 +521,35 @@ class Render(models.Model):
 
     def __str__(self) -> str:
         return f"render of image {self.image_id} ({self.presentation[:8]})"
+
+
+class ConsentRecord(models.Model):
+    """A rater's agreement to one version of a study's consent text: which text (by hash), and when."""
+
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="consents")
+    version = models.PositiveIntegerField()
+    text_sha256 = models.CharField(max_length=64)
+    agreed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["rater_id", "version"]
+        constraints = [models.UniqueConstraint(fields=["rater", "version"], name="consent_once_per_version")]
+
+    def __str__(self) -> str:
+        return f"consent of rater {self.rater_id} to version {self.version}"
+
+
+class Withdrawal(models.Model):
+    """The audit trace of a rater's withdrawal: what was done, when, to how many answers; nothing personal."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="withdrawals")
+    withdrawn_at = models.DateTimeField(default=timezone.now)
+    mode = models.CharField(max_length=16, choices=Study.Withdrawal.choices)
+    responses = models.PositiveIntegerField(help_text="Answers deleted, or kept without the profile.")
+    design_version = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["study_id", "withdrawn_at"]
+
+    def __str__(self) -> str:
+        return f"withdrawal from {self.study} ({self.mode}, {self.responses} answers)"

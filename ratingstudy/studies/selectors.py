@@ -58,6 +58,11 @@ def rater_get(*, token: str) -> Rater:
     rater.token = token  # known for this request only, to build the rater's own links
     if rater.is_audit:  # blinding_audit's own temporary rater: fetches images, closed study or not
         return rater
+    if rater.withdrawn_at is not None:
+        raise InvitationRefused(
+            "You have withdrawn from this study. Thank you for your time; nothing more is asked of you.",
+            extra={"reason": "withdrawn"},
+        )
     if rater.revoked:
         raise InvitationRefused(
             "This invitation link has been withdrawn. If you think this is a mistake, "
@@ -71,6 +76,12 @@ def rater_get(*, token: str) -> Rater:
             extra={"reason": "closed"},
         )
     return rater
+
+
+def rater_needs_consent(*, rater: Rater) -> bool:
+    """Whether the study asks for consent and the rater has not agreed to its current text."""
+    study = rater.study
+    return bool(study.consent_text) and not rater.consents.filter(version=study.consent_version).exists()
 
 
 def session_of_rater(*, rater: Rater) -> Session | None:

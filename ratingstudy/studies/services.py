@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,13 +19,16 @@ from ratingstudy.errors import ApplicationError
 from ratingstudy.studies import rendering
 from ratingstudy.studies.models import (
     FIXATION_MS,
+    LOCKED_FIELDS,
     WINDOW_GRACE_MS,
+    ConsentRecord,
     Rater,
     Render,
     Response,
     Session,
     Study,
     Trial,
+    Withdrawal,
 )
 from ratingstudy.studies.sampling import design_problems, session_seed, trials_draw
 from ratingstudy.studies.selectors import (
@@ -179,13 +183,88 @@ def rater_profile_update(
     if rater.study.consent_text and not consented:
         raise ApplicationError("Please confirm that you agree to take part before starting.")
     now = timezone.now()
-    rater.role = role
-    rater.years_experience = years_experience
-    rater.specialty = specialty.strip()
-    rater.consented_at = now if consented else None
-    rater.profile_completed_at = now
-    rater.save(update_fields=["role", "years_experience", "specialty", "consented_at", "profile_completed_at"])
+    with transaction.atomic():
+        rater.role = role
+        rater.years_experience = years_experience
+        rater.specialty = specialty.strip()
+        rater.consented_at = now if consented else None
+        rater.profile_completed_at = now
+        rater.save(update_fields=["role", "years_experience", "specialty", "consented_at", "profile_completed_at"])
+        if consented and rater.study.consent_text:
+            rater_consent(rater=rater, now=now)
     return rater
+
+
+def rater_consent(*, rater: Rater, now: datetime | None = None) -> ConsentRecord:
+    """Record that ``rater`` agrees to the study's current consent text (its version and sha256)."""
+    study = rater.study
+    record, _ = ConsentRecord.objects.get_or_create(
+        rater=rater,
+        version=study.consent_version,
+        defaults={"text_sha256": study.consent_sha256, "agreed_at": now or timezone.now()},
+    )
+    if rater.consented_at is None:
+        rater.consented_at = record.agreed_at
+        rater.save(update_fields=["consented_at"])
+    return record
+
+
+def rater_withdraw(*, rater: Rater) -> Withdrawal:
+    """The rater leaves the study: their answers are deleted (or kept without their profile, if the study
+    says so), their link is refused from now on, and a record without personal data says what was done."""
+    study = rater.study
+    with transaction.atomic():
+        responses = Response.objects.filter(trial__session__rater=rater)
+        count = responses.count()
+        variants = list(
+            Trial.objects.filter(session__rater=rater).exclude(variant="").values_list("render", flat=True)
+        )
+        record = Withdrawal.objects.create(
+            study=study, mode=study.withdrawal, responses=count, design_version=study.design_version
+        )
+        if study.withdrawal == Study.Withdrawal.DELETE:
+            rater.delete()  # the session, its trials and answers, and the consent records go with it
+        else:
+            Session.objects.filter(rater=rater).update(user_agent="")
+            now = timezone.now()
+            Rater.objects.filter(pk=rater.pk).update(
+                note="", role="", years_experience=None, specialty="", revoked=True, revoked_at=now, withdrawn_at=now
+            )
+            variants = []  # the kept answers still name their trials' images
+    for name in variants:
+        transaction.on_commit(lambda name=name: default_storage.delete(name))
+    return record
+
+
+def study_new_version(*, study: Study, owner=None) -> Study:
+    """A copy of ``study`` as its next design version: same design, image sets and collaborators,
+    closed, with no raters, ready to be edited (the original's design stays locked)."""
+    latest = study
+    while (newer := latest.next_versions.order_by("-design_version").first()) is not None:
+        latest = newer
+    version = latest.design_version + 1
+    base = re.sub(r" \(v\d+\)$", "", study.name)
+    with transaction.atomic():
+        copy = Study.objects.get(pk=study.pk)
+        copy.pk = None
+        copy.name = f"{base} (v{version})"
+        copy.design_version = version
+        copy.previous_version = study
+        copy.is_open = False
+        copy.owner = owner or study.owner
+        copy.created_at = timezone.now()
+        copy.save()
+        for field in ("real_image_sets", "generated_image_sets", "practice_image_sets", "collaborators"):
+            getattr(copy, field).set(getattr(study, field).all())
+    return copy
+
+
+def design_changes_locked(*, study: Study, changed: Iterable[str]) -> list[str]:
+    """The locked fields among ``changed``, when the study has data (empty when the change may go ahead)."""
+    locked = [name for name in changed if name in LOCKED_FIELDS]
+    if not locked or study.pk is None or not study.has_responses:
+        return []
+    return locked
 
 
 def design_problems_of(*, study: Study, groups: dict[str, list[ImageSet]]) -> list[str]:

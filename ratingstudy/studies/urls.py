@@ -14,4 +14,6 @@ urlpatterns = [
     path("<str:token>/t/<str:trial_token>/feedback", views.feedback, name="feedback"),
     path("<str:token>/i/<str:trial_token>", views.image, name="image"),
     path("<str:token>/done/", views.complete, name="complete"),
+    path("<str:token>/consent/", views.consent, name="consent"),
+    path("<str:token>/withdraw/", views.withdraw, name="withdraw"),
 ]

@@ -34,6 +34,7 @@ from ratingstudy.studies.selectors import (
     InvitationRefused,
     practice_feedback,
     rater_get,
+    rater_needs_consent,
     session_next_trial,
     session_of_rater,
     session_progress,
@@ -42,7 +43,9 @@ from ratingstudy.studies.selectors import (
 )
 from ratingstudy.studies.services import (
     AlreadyAnswered,
+    rater_consent,
     rater_profile_update,
+    rater_withdraw,
     rating_submit,
     session_start,
     trial_image_serve,
@@ -159,6 +162,8 @@ def trial(request: HttpRequest, rater: Rater) -> HttpResponse:
     """The next unanswered trial of the rater's session (so reopening the link resumes)."""
     if not rater.has_profile:
         return redirect("studies:invitation", token=rater.token)
+    if rater_needs_consent(rater=rater):
+        return redirect("studies:consent", token=rater.token)
     session = session_of_rater(rater=rater)
     if session is None:
         try:
@@ -176,6 +181,8 @@ def trial(request: HttpRequest, rater: Rater) -> HttpResponse:
 @rater_view
 def answer(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
     """Store the answer to one trial, then go to practice feedback or the next trial."""
+    if rater_needs_consent(rater=rater):  # the consent text changed while the trial was open
+        return redirect("studies:consent", token=rater.token)
     current = trial_get(rater=rater, trial_token=trial_token)
     form = AnswerForm(request.POST, study=rater.study)
     if not form.is_valid():
@@ -229,6 +236,31 @@ def image(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
     else:
         patch_cache_control(response, private=True, max_age=3600)
     return response
+
+
+@require_http_methods(["GET", "POST"])
+@rater_view
+def consent(request: HttpRequest, rater: Rater) -> HttpResponse:
+    """The study's consent text changed since the rater agreed: they agree again before the next trial."""
+    if not rater_needs_consent(rater=rater):
+        return redirect("studies:trial", token=rater.token)
+    missing = request.method == "POST" and request.POST.get("consent") != "on"
+    if request.method == "POST" and not missing:
+        rater_consent(rater=rater)
+        return redirect("studies:trial", token=rater.token)
+    context = {"rater": rater, "study": rater.study, "missing": missing}
+    return render(request, "studies/consent.html", context, status=400 if missing else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@rater_view
+def withdraw(request: HttpRequest, rater: Rater) -> HttpResponse:
+    """Leave the study: a confirmation page, then the answers are deleted (or anonymised) at once."""
+    study = rater.study
+    if request.method == "POST":
+        rater_withdraw(rater=rater)
+        return render(request, "studies/withdrawn.html", {"study": study})
+    return render(request, "studies/withdraw.html", {"rater": rater, "study": study})
 
 
 @require_GET

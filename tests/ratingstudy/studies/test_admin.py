@@ -30,6 +30,7 @@ def study_post(study: Study, **overrides: object) -> dict:
         "corrupted_checks": "1",
         "repeat_checks": "1",
         "fit": "fit",
+        "withdrawal": "delete",
         "practice_holdout": "0.1",
         "exclude_after_failed_checks": "2",
         "exclude_failed_share": "0.5",
