@@ -1,7 +1,7 @@
 """Settings, all read from the environment (see README "Environment variables").
 
 ``DJANGO_ENV=production`` turns on the deployment checks: SECRET_KEY must be set,
-DEBUG defaults to off and cookies/HSTS/SSL settings are strict, so that
+DEBUG is off (``DEBUG=1`` stops start-up) and cookies/HSTS/SSL settings are strict, so that
 ``manage.py check --deploy`` passes with no warnings. In development the secret
 key is generated once and kept in ``$VAR_DIR/secret_key``.
 """
@@ -13,6 +13,7 @@ import secrets
 from pathlib import Path
 
 import csp.constants as csp
+from django.core.exceptions import ImproperlyConfigured
 
 from ratingstudy.lib.env import Env
 
@@ -35,6 +36,11 @@ def _development_secret_key() -> str:
 
 SECRET_KEY = env.str("SECRET_KEY", required=PRODUCTION) or _development_secret_key()
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured(
+        "DEBUG is on with DJANGO_ENV=production: Django's debug pages would show source code, "
+        "settings and request data to anyone who triggers an error; unset DEBUG (or set DEBUG=0)"
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -55,6 +61,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Debug pages only for 127.0.0.1/::1 (everything below runs inside it).
+    "ratingstudy.lib.debug_pages.LocalDebugPagesMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -148,6 +156,8 @@ IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", 50_000_000, minimum=1)
 
 # Celery (worker/celery.py reads every CELERY_* setting).
 REDIS_URL = env.redis_url("REDIS_URL")
+# Unset REDIS_URL: no broker at all. worker/celery.py then refuses to connect, naming
+# REDIS_URL, instead of Celery's silent default (amqp://localhost).
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_ACKS_LATE = True
@@ -163,8 +173,9 @@ CELERY_TASK_ROUTES = {
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600, minimum=60)
 }
-# Jobs: where workers keep run folders (checkpoints), how often they beat, when a
-# silent running job counts as lost, and how many times a lost job is resumed.
+# Jobs: where a worker keeps its run folders (a local cache: checkpoints also go to
+# storage after every epoch, so any machine can resume a job), how often they beat, when
+# a silent running job counts as lost, and how many times a lost job is resumed.
 JOBS_DIR = env.path("JOBS_DIR", VAR_DIR / "jobs")
 JOB_HEARTBEAT_SECONDS = env.int("JOB_HEARTBEAT_SECONDS", 10, minimum=1)
 JOB_STALE_SECONDS = env.int("JOB_STALE_SECONDS", 120, minimum=2)

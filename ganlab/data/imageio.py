@@ -5,6 +5,14 @@ goes through :func:`load_rgb` so that real and generated images end up in the
 same representation: 8-bit RGB, no metadata. High-bit-depth and grayscale input
 is scaled by the full range of its data type (a 16-bit value ``v`` becomes
 ``round(v / 257)``), never clipped, so a 16-bit slide is not turned black.
+
+Before any pixel is decoded, the frame's true width x height is checked against
+the pixel limit, whatever its layout (TIFF samples contiguous ``H x W x S`` or
+planar ``S x H x W``). A file holding several frames (multi-page TIFF, animated
+PNG, multi-picture JPEG) contributes its first one, and :class:`DecodedImage`
+says how many there were. The orientation stored with the image (the EXIF
+Orientation of a JPEG or PNG, the Orientation tag of a TIFF) is applied first, so
+the pixels are upright as a viewer shows them and no orientation metadata is needed.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 #: Default ceiling on width x height; larger files are rejected before decoding
 #: (decompression bombs). BreakHis tiles are 700x460 = 322,000 pixels.
@@ -37,10 +45,14 @@ class ImageDecodeError(ValueError):
 class DecodedImage:
     """A decoded image and the facts an importer records about its source file."""
 
-    pixels: np.ndarray  # uint8, H x W x 3
+    pixels: np.ndarray  # uint8, H x W x 3, upright (orientation applied)
     source_sha256: str
     source_format: str
     source_mode: str
+    # Frames (TIFF pages, PNG/JPEG frames) in the file; only the first one is decoded.
+    frame_count: int = 1
+    # The EXIF/TIFF orientation (1..8) applied to the pixels; 1 means stored upright.
+    orientation: int = 1
 
     @property
     def height(self) -> int:
@@ -92,42 +104,95 @@ def _to_rgb(array: np.ndarray, path: Path | str) -> np.ndarray:
     raise ImageDecodeError(path, f"unsupported image shape {array.shape}")
 
 
-def _decode_tiff(data: bytes, path: Path | str, max_pixels: int) -> tuple[np.ndarray, str]:
+#: TIFF/EXIF Orientation value -> the array transposition that shows the image upright:
+#: the same as :func:`PIL.ImageOps.exif_transpose` (6 = rotate 90 degrees clockwise).
+_ORIENTATIONS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _orientation(value: object) -> int:
+    """An Orientation tag's value, 1 (upright) when absent or outside 1..8 (Pillow ignores those)."""
+    return value if isinstance(value, int) and value in _ORIENTATIONS else 1
+
+
+#: How each single-frame TIFF layout (tifffile's ``TiffPage.axes``) becomes ``H x W [x S]``.
+_TIFF_LAYOUTS = {
+    "YX": lambda a: a,  # one sample: gray
+    "YXS": lambda a: a,  # contiguous samples (PlanarConfiguration 1)
+    "SYX": lambda a: np.moveaxis(a, 0, -1),  # planar samples (PlanarConfiguration 2)
+}
+
+
+def _decode_tiff(
+    data: bytes, path: Path | str, max_pixels: int
+) -> tuple[np.ndarray, str, int, int]:
+    """The first page of a TIFF as ``H x W [x S]``, with its mode, page count and orientation.
+
+    The limit is checked on the page's ImageWidth x ImageLength, read from its tags
+    before any pixel is decoded, so the sample layout cannot hide a large image.
+    """
     import tifffile  # ships with scikit-image; reads 16-bit and multi-sample TIFFs exactly
 
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page_count = len(tif.pages)
             page = tif.pages[0]
-            shape = page.shape
-            if len(shape) >= 2 and shape[0] * shape[1] > max_pixels:
+            width, height = int(page.imagewidth), int(page.imagelength)
+            if width * height > max_pixels:
                 raise ImageDecodeError(
-                    path, f"{shape[1]}x{shape[0]} pixels exceeds the limit of {max_pixels} pixels"
+                    path, f"{width}x{height} pixels exceeds the limit of {max_pixels} pixels"
                 )
-            array = page.asarray()
+            if page.imagedepth > 1:
+                raise ImageDecodeError(
+                    path,
+                    f"volumetric TIFF ({page.imagedepth} slices per page) is not supported; "
+                    "export one 2-D image per file",
+                )
+            if page.samplesperpixel > 4:
+                raise ImageDecodeError(
+                    path,
+                    f"{page.samplesperpixel} samples per pixel are not supported; "
+                    "use gray, gray+alpha, RGB or RGBA",
+                )
+            layout = _TIFF_LAYOUTS.get(page.axes)
+            if layout is None:
+                raise ImageDecodeError(path, f"unsupported TIFF layout {page.axes} {page.shape}")
+            orientation = _orientation(page.tags.valueof(274))  # 274: Orientation
+            array = layout(page.asarray())
+            if orientation != 1:
+                array = _ORIENTATIONS[orientation](array)
     except ImageDecodeError:
         raise
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise ImageDecodeError(path, f"cannot read TIFF: {exc}") from exc
-    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[2] not in (3, 4):
-        array = np.moveaxis(array, 0, -1)  # planar (separate) samples
-    return array, f"tiff-{array.dtype}"
+    return array, f"tiff-{array.dtype}", page_count, orientation
 
 
 def decode_image(
     data: bytes, *, path: Path | str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> DecodedImage:
-    """Decode PNG, JPEG or TIFF bytes into 8-bit RGB.
+    """Decode PNG, JPEG or TIFF bytes into upright 8-bit RGB (first frame only).
 
     Raises :class:`ImageDecodeError` naming ``path`` for empty, truncated or
-    unreadable files, files that are not images, and images over ``max_pixels``.
+    unreadable files, files that are not images, and images over ``max_pixels``
+    (checked on the frame's width x height before its pixels are decoded).
     """
     if not data:
         raise ImageDecodeError(path, "file is empty (zero bytes)")
     digest = sha256_bytes(data)
     if data[:4] in (b"II*\x00", b"MM\x00*"):
-        array, mode = _decode_tiff(data, path, max_pixels)
+        array, mode, frame_count, orientation = _decode_tiff(data, path, max_pixels)
         pixels = _to_rgb(_to_uint8(array, path), path)
-        return DecodedImage(np.ascontiguousarray(pixels), digest, "TIFF", mode)
+        return DecodedImage(
+            np.ascontiguousarray(pixels), digest, "TIFF", mode, frame_count, orientation
+        )
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.width * image.height > max_pixels:
@@ -139,6 +204,10 @@ def decode_image(
             if fmt not in ("PNG", "JPEG", "MPO"):
                 raise ImageDecodeError(path, f"unsupported format {fmt}; use PNG, JPEG or TIFF")
             image.load()
+            frame_count = getattr(image, "n_frames", 1)
+            orientation = _orientation(image.getexif().get(ExifTags.Base.Orientation))
+            if orientation != 1:  # first: everything after (crops, tiles) sees it upright
+                image = ImageOps.exif_transpose(image)
             if mode == "P":
                 image = image.convert("RGBA")
             elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
@@ -153,7 +222,7 @@ def decode_image(
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError(path, f"image too large: {exc}") from exc
     pixels = _to_rgb(_to_uint8(array, path), path)
-    return DecodedImage(np.ascontiguousarray(pixels), digest, fmt, mode)
+    return DecodedImage(np.ascontiguousarray(pixels), digest, fmt, mode, frame_count, orientation)
 
 
 def load_rgb(path: Path | str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Writes to the image catalogue. Every import is all-or-nothing.
 
 Files are decoded and validated one by one and written through the default
-storage; rows are created in one transaction. If any file is bad, the
-transaction is rolled back *and* every file already written is deleted, and the
-error lists every bad file with its reason.
+storage to the import's staging folder; rows are created in one transaction,
+after every file is in place (see :mod:`ratingstudy.catalog.staging`, which also
+makes a killed import leave nothing that its sweep does not remove). If any file
+is bad, the transaction is rolled back *and* every file already written is
+deleted, and the error lists every bad file with its reason.
 
 An entry may store only a crop of its file (``ImageEntry.crop``), and an import
 may cut every file into tiles (:class:`Tiling`) so that real fields and generated
@@ -22,8 +24,6 @@ from typing import ClassVar
 
 import numpy as np
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 
 from ganlab.data.imageio import (
@@ -34,6 +34,7 @@ from ganlab.data.imageio import (
     sha256_bytes,
 )
 from ratingstudy.catalog.models import Image, ImageSet
+from ratingstudy.catalog.staging import Staging, import_staging
 from ratingstudy.errors import ApplicationError
 
 
@@ -236,47 +237,55 @@ def images_add(
     sha256 is skipped (so a retried job never registers the same generated image
     twice); the same path with different content is an error.
     """
+    with import_staging() as staging, transaction.atomic():
+        return _images_write(image_set=image_set, entries=entries, tiling=tiling, staging=staging)
+
+
+def _images_write(
+    *,
+    image_set: ImageSet,
+    entries: Iterable[ImageEntry],
+    tiling: Tiling | None,
+    staging: Staging,
+) -> list[Image]:
+    """:func:`images_add` inside the caller's staging and transaction."""
     entries = list(entries)
     for entry in entries:
         _validate_entry(entry)
     if tiling is not None and any(entry.crop is not None for entry in entries):
         raise ApplicationError("give either a tiling or crops on the entries, not both")
     existing = dict(image_set.images.values_list("source_path", "original_sha256"))
-    written: list[str] = []
     problems: list[str] = []
     created: list[Image] = []
     seen: set[str] = set()
     decoder = _DecodeOnce(entries, problems)
-    try:
-        with transaction.atomic():
-            for entry in entries:
-                decoded = decoder.take(entry.path)
-                if decoded is None:
-                    continue
-                pieces = [entry]
-                if tiling is not None:
-                    try:
-                        pieces = _tiles(entry, decoded, tiling)
-                    except ValueError as exc:
-                        problems.append(f"{entry.path}: {exc}")
-                        continue
-                for piece in pieces:
-                    image = _image_prepare(image_set, piece, decoded, existing, seen, problems)
-                    if image is None or problems:
-                        continue  # keep validating, stop writing
-                    written.append(_pixels_save(image_set, image, piece, decoded))
-                    created.append(image)
-            if problems:
-                raise ImportFailed(
-                    f"{len(problems)} file(s) could not be imported; nothing was written:\n  "
-                    + "\n  ".join(problems),
-                    extra={"problems": problems},
-                )
-            Image.objects.bulk_create(created, batch_size=500)
-    except BaseException:
-        for name in written:
-            default_storage.delete(name)
-        raise
+    for entry in entries:
+        decoded = decoder.take(entry.path)
+        if decoded is None:
+            continue
+        pieces = [entry]
+        if tiling is not None:
+            try:
+                pieces = _tiles(entry, decoded, tiling)
+            except ValueError as exc:
+                problems.append(f"{entry.path}: {exc}")
+                continue
+        for piece in pieces:
+            image = _image_prepare(image_set, piece, decoded, existing, seen, problems)
+            if image is None or problems:
+                continue  # keep validating, stop writing
+            _pixels_stage(image_set, image, piece, decoded, staging)
+            created.append(image)
+    if problems:
+        raise ImportFailed(
+            f"{len(problems)} file(s) could not be imported; nothing was written:\n  "
+            + "\n  ".join(problems),
+            extra={"problems": problems},
+        )
+    finals = staging.publish()
+    for image in created:
+        image.file.name = finals[image.file.name]
+    Image.objects.bulk_create(created, batch_size=500)
     return created
 
 
@@ -319,24 +328,34 @@ def _image_prepare(
         source_image_id=entry.source_image_id,
         direction=entry.direction,
         checkpoint_sha256=entry.checkpoint_sha256,
-        provenance={"original_format": decoded.source_format, **entry.provenance},
+        provenance={**_original_facts(decoded), **entry.provenance},
     )
 
 
-def _pixels_save(
-    image_set: ImageSet, image: Image, entry: ImageEntry, decoded: DecodedImage
-) -> str:
-    """Store the entry's pixels (its crop, if any) as PNG; set the row's file and sha256."""
+def _original_facts(decoded: DecodedImage) -> dict:
+    """What the provenance keeps about the original file: its format, and where it had more
+    than one frame (only the first is imported) or an orientation (applied), those too."""
+    facts: dict = {"original_format": decoded.source_format}
+    if decoded.frame_count > 1:
+        facts["original_frames"] = decoded.frame_count
+    if decoded.orientation != 1:
+        facts["original_orientation"] = decoded.orientation
+    return facts
+
+
+def _pixels_stage(
+    image_set: ImageSet, image: Image, entry: ImageEntry, decoded: DecodedImage, staging: Staging
+) -> None:
+    """Stage the entry's pixels (its crop, if any) as PNG; set the row's sha256 and (staged) file."""
     pixels = decoded.pixels
     if entry.crop is not None:
         x, y, width, height = entry.crop
         pixels = np.ascontiguousarray(pixels[y : y + height, x : x + width])
     png = encode_png(pixels)
     image.sha256 = sha256_bytes(png)
-    image.file.name = default_storage.save(
-        f"images/set-{image_set.pk}/{image.sha256}.png", ContentFile(png)
+    image.file.name = staging.stage(
+        f"images/set-{image_set.pk}/{staging.import_id}/{image.sha256}.png", png
     )
-    return image.file.name
 
 
 def image_set_import(
@@ -362,7 +381,7 @@ def image_set_import(
         raise ApplicationError(f"image set {name!r}: no images to import")
     if ImageSet.objects.filter(name=name).exists():
         raise ApplicationError(f"an image set named {name!r} already exists; choose another --name")
-    with transaction.atomic():
+    with import_staging() as staging, transaction.atomic():
         image_set = ImageSet.objects.create(
             name=name,
             kind=kind,
@@ -371,7 +390,7 @@ def image_set_import(
             model_name=model_name,
             import_params=import_params or {},
         )
-        images = images_add(image_set=image_set, entries=entries, tiling=tiling)
+        images = _images_write(image_set=image_set, entries=entries, tiling=tiling, staging=staging)
         if record_file_hashes:
             files = {image.original_path: image.original_sha256 for image in images}
             image_set.import_params = {
