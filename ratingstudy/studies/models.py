@@ -24,6 +24,18 @@ from ratingstudy.studies.rendering import Presentation
 
 QUALITY_LABELS = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}  # ITU-R BT.500 ACR
 CONFIDENCE_LABELS = {1: "Guessing", 2: "Fairly sure", 3: "Certain"}
+#: Confidence scales a study may ask (rating-method ROC, Metz 1978): labels from least to most sure.
+CONFIDENCE_SCALES = {
+    3: ("Guessing", "Fairly sure", "Certain"),
+    5: ("Guessing", "Unsure", "Fairly sure", "Quite sure", "Certain"),
+    6: ("Guessing", "Unsure", "Somewhat sure", "Fairly sure", "Quite sure", "Certain"),
+}
+#: BreakHis subtypes, for diagnostic reading with subtypes.
+SUBTYPES = {
+    "benign": ("adenosis", "fibroadenoma", "phyllodes_tumor", "tubular_adenoma"),
+    "malignant": ("ductal_carcinoma", "lobular_carcinoma", "mucinous_carcinoma", "papillary_carcinoma"),
+}
+DEFAULT_STAIRCASE_LADDER = "100,150,200,300,400,500,700,1000"
 #: Timed studies: a fixation cross this long comes before each image (as in HYPE, Zhou et al. 2019).
 FIXATION_MS = 500
 #: Timed studies: the server serves an image until fixation + exposure + this grace after its first request.
@@ -62,6 +74,8 @@ class StudyDesign:
     practice_trials: int
     corrupted_checks: int
     repeat_checks: int
+    qualification_trials: int = 0
+    paired: bool = False  # 2AFC: each analysed trial is a generated image beside a real one
 
 
 #: Fields that change what a rater sees or how trials are drawn: locked once a study has a response
@@ -72,7 +86,8 @@ LOCKED_FIELDS = (
     "task", "ask_confidence", "instructions", "images_per_rater", "balance", "raters_per_image",
     "practice_trials", "practice_holdout", "corrupted_checks", "repeat_checks", "exposure_ms", "seed",
     "canvas_width", "canvas_height", "fit", "jpeg_quality", "real_image_sets", "generated_image_sets",
-    "practice_image_sets",
+    "practice_image_sets", "confidence_levels", "ask_subtype", "staircase_ladder", "staircase_down", "staircase_up",
+    "qualification_trials", "qualification_pass", "colour_screen",
 )  # fmt: skip
 
 
@@ -83,6 +98,10 @@ class Study(models.Model):
         REAL_FAKE = "real_fake", "Real or generated"
         QUALITY = "quality", "Quality 1-5"
         BOTH = "both", "Real or generated, and quality 1-5"
+        PAIRED = "2afc", "Paired: which of two images is real (2AFC)"
+        DIAGNOSIS = "diagnosis", "Diagnostic reading: benign or malignant"
+        MARK = "mark", "Real or generated, marking what gave a generated image away"
+        STAIRCASE = "staircase", "HYPE-time staircase: real or generated at adaptive exposure"
 
     class Fit(models.TextChoices):
         FIT = "fit", "Fit: the whole field, letterboxed with a neutral pad"
@@ -131,7 +150,41 @@ class Study(models.Model):
     )
     task = models.CharField(max_length=16, choices=Task.choices, default=Task.BOTH)
     ask_confidence = models.BooleanField(
-        default=False, help_text="Ask how confident the rater is in the real/generated judgment (1-3)."
+        default=False, help_text="Ask how confident the rater is in the real/generated judgment (see the scale)."
+    )
+    confidence_levels = models.PositiveSmallIntegerField(
+        choices=[(3, "1-3"), (5, "1-5"), (6, "1-6")],
+        default=3,
+        help_text="Confidence scale; 5 or 6 levels give a finer ROC (only without the quality question).",
+    )
+    ask_subtype = models.BooleanField(default=False, help_text="Diagnosis: also ask the histological subtype.")
+    noninferiority_margin = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Diagnosis: generated images are diagnostically faithful when reader accuracy on them is not "
+        "worse than on real images by more than this (paired by reader).",
+    )
+    staircase_ladder = models.CharField(
+        max_length=200,
+        default=DEFAULT_STAIRCASE_LADDER,
+        help_text="Staircase: exposures in ms, shortest first, comma-separated.",
+    )
+    staircase_down = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1)], help_text="Staircase: correct answers in a row before a shorter exposure."
+    )
+    staircase_up = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="Staircase: wrong answers before a longer exposure."
+    )
+    qualification_trials = models.PositiveIntegerField(
+        default=0, help_text="Trials with known answers after the practice; a rater below the pass mark is not analysed."
+    )
+    qualification_pass = models.FloatField(
+        default=0.8, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)], help_text="Share correct to qualify."
+    )
+    colour_screen = models.BooleanField(
+        default=False,
+        help_text="Start with a short hue-discrimination screen (generated colour patches, not a clinical "
+        "colour-vision test); a rater who fails it is not analysed.",
     )
     images_per_rater = models.PositiveIntegerField(
         default=40, validators=[MinValueValidator(2)], help_text="Analysed trials per rater (practice and checks excluded)."
@@ -244,12 +297,31 @@ class Study(models.Model):
         super().save(*args, **kwargs)
 
     @property
+    def protocol(self):
+        """The study's task from the task registry (what is drawn, asked and analysed)."""
+        from ratingstudy.studies.tasks import get_task
+
+        return get_task(self.task)
+
+    @property
     def asks_real_fake(self) -> bool:
-        return self.task in (self.Task.REAL_FAKE, self.Task.BOTH)
+        return "judged_real" in self.protocol.answer_fields
 
     @property
     def asks_quality(self) -> bool:
-        return self.task in (self.Task.QUALITY, self.Task.BOTH)
+        return "quality" in self.protocol.answer_fields
+
+    @property
+    def asks_confidence(self) -> bool:
+        return self.ask_confidence and self.asks_real_fake
+
+    @property
+    def confidence_labels(self) -> tuple[str, ...]:
+        return CONFIDENCE_SCALES[self.confidence_levels]
+
+    @property
+    def ladder_ms(self) -> list[int]:
+        return [int(step) for step in self.staircase_ladder.split(",") if step.strip()]
 
     @property
     def trials_after_practice(self) -> int:
@@ -258,7 +330,7 @@ class Study(models.Model):
 
     @property
     def is_timed(self) -> bool:
-        return self.exposure_ms is not None
+        return self.exposure_ms is not None or self.protocol.adaptive_exposure
 
     @property
     def presentation(self) -> Presentation:
@@ -297,6 +369,8 @@ class Study(models.Model):
             practice_trials=self.practice_trials,
             corrupted_checks=self.corrupted_checks,
             repeat_checks=self.repeat_checks,
+            qualification_trials=self.qualification_trials,
+            paired=self.protocol.paired,
         )
 
 
@@ -328,6 +402,12 @@ class Rater(models.Model):
         default=False, editable=False, help_text="A temporary rater of blinding_audit: never analysed, deleted after the audit."
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
+    colour_screen_score = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Plates answered right in the hue-discrimination screen."
+    )
+    screened_out = models.CharField(
+        max_length=200, blank=True, default="", help_text="Why the rater is not analysed (screen or qualification failed)."
+    )
     withdrawn_at = models.DateTimeField(
         null=True, blank=True, help_text="The rater withdrew: their profile is cleared and their link refused."
     )
@@ -408,6 +488,21 @@ class Trial(models.Model):
     image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="trials")
     token = models.CharField(max_length=32, unique=True, default=new_trial_token, editable=False)
     is_practice = models.BooleanField(default=False)
+    is_qualification = models.BooleanField(
+        default=False, help_text="A trial of the qualification block: known answer, never analysed."
+    )
+    pair_image = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.PROTECT, related_name="paired_trials",
+        help_text="2AFC: the real image shown beside ``image`` (the generated one).",
+    )
+    real_side = models.CharField(
+        max_length=5, blank=True, default="", choices=[("", "-"), ("left", "left"), ("right", "right")]
+    )
+    render_right = models.CharField(max_length=300, blank=True, default="", help_text="2AFC: the right image's bytes.")
+    exposure_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The exposure this trial was shown at (the study's, or its staircase level's)."
+    )
+    staircase_level = models.PositiveSmallIntegerField(null=True, blank=True)
     attention_check = models.CharField(
         max_length=16, choices=AttentionCheck.choices, blank=True, default=AttentionCheck.NONE
     )
@@ -445,6 +540,10 @@ class Trial(models.Model):
                 condition=Q(is_practice=False) | Q(attention_check=""),
                 name="trial_practice_is_not_attention_check",
             ),
+            models.CheckConstraint(
+                condition=Q(is_qualification=False) | (Q(attention_check="") & Q(is_practice=False)),
+                name="trial_qualification_is_its_own_block",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -452,8 +551,8 @@ class Trial(models.Model):
 
     @property
     def is_analysed(self) -> bool:
-        """Counts in the main analysis: neither practice nor an attention check."""
-        return not self.is_practice and not self.attention_check
+        """Counts in the main analysis: not practice, not qualification, not an attention check."""
+        return not self.is_practice and not self.is_qualification and not self.attention_check
 
 
 class Response(models.Model):
@@ -464,6 +563,14 @@ class Response(models.Model):
     confidence = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 guessing, 2 fairly sure, 3 certain.")
     quality = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="ACR: 1 bad, 2 poor, 3 fair, 4 good, 5 excellent."
+    )
+    choice = models.CharField(
+        max_length=5, blank=True, default="", help_text="2AFC: the side the rater chose as real (left/right)."
+    )
+    diagnosis = models.CharField(max_length=16, blank=True, default="", help_text="Diagnosis: benign or malignant.")
+    subtype = models.CharField(max_length=32, blank=True, default="")
+    marks = models.JSONField(
+        default=list, blank=True, help_text="Mark: points and boxes in normalised image coordinates."
     )
     client_ms = models.PositiveIntegerField(
         null=True, blank=True, help_text="Browser: from the image being displayed to the answer being sent."
@@ -490,11 +597,11 @@ class Response(models.Model):
                 condition=Q(quality__isnull=True) | Q(quality__gte=1, quality__lte=5), name="response_quality_1_to_5"
             ),
             models.CheckConstraint(
-                condition=Q(confidence__isnull=True) | Q(confidence__gte=1, confidence__lte=3),
-                name="response_confidence_1_to_3",
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=1, confidence__lte=6),
+                name="response_confidence_1_to_6",
             ),
             models.CheckConstraint(
-                condition=Q(judged_real__isnull=False) | Q(quality__isnull=False),
+                condition=Q(judged_real__isnull=False) | Q(quality__isnull=False) | ~Q(choice="") | ~Q(diagnosis=""),
                 name="response_answers_something",
             ),
         ]

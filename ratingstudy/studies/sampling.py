@@ -53,6 +53,9 @@ class PlannedTrial:
     attention_check: str = Trial.AttentionCheck.NONE
     repeat_of: int | None = None
     variant: str = Trial.Variant.NONE
+    is_qualification: bool = False
+    pair_image_id: int | None = None  # 2AFC: the real image beside the generated ``image_id``
+    real_side: str = ""  # 2AFC: "left" or "right"
 
 
 REPEAT_VARIANTS = (Trial.Variant.FLIP_H, Trial.Variant.FLIP_V, Trial.Variant.ROT180)
@@ -102,9 +105,33 @@ def _draw_stratified(
     return chosen
 
 
+def _partners(
+    generated: Sequence[PoolImage], real: Sequence[PoolImage], seen: Mapping[int, int], rng: np.random.Generator
+) -> list[PoolImage]:
+    """A real partner for each generated image: same label where one exists, least used first (within this
+    session, then across sessions), so a session repeats a real image only when the pool runs out."""
+    used: dict[int, int] = {}
+    tiebreak = {p.image_id: float(rng.random()) for p in real}
+    partners = []
+    for image in generated:
+        same = [p for p in real if p.label == image.label] or list(real)
+        best = min(same, key=lambda p: (used.get(p.image_id, 0), seen.get(p.image_id, 0), tiebreak[p.image_id]))
+        used[best.image_id] = used.get(best.image_id, 0) + 1
+        partners.append(best)
+    return partners
+
+
+def _sides(count: int, rng: np.random.Generator) -> list[str]:
+    """Where the real image goes, counterbalanced: half left, half right (the odd one at random), shuffled."""
+    left = count // 2 + (count % 2 and rng.random() < 0.5)
+    return [("left" if i < left else "right") for i in rng.permutation(count)]
+
+
 def _draw_analysed(
     design: StudyDesign, pool: Sequence[PoolImage], seen: Mapping[int, int], rng: np.random.Generator
 ) -> list[PoolImage]:
+    if design.paired:  # every analysed trial shows one generated image (with a real partner)
+        return _draw_stratified([p for p in pool if not p.is_real], design.images_per_rater, seen, rng)
     if design.balance == Study.Balance.RANDOM:
         return _least_seen(pool, design.images_per_rater, seen, rng)
     real = [p for p in pool if p.is_real]
@@ -122,11 +149,25 @@ def _draw_analysed(
     )
 
 
-def design_problems(*, design: StudyDesign, n_real: int, n_generated: int, n_practice: int) -> list[str]:
-    """Why ``design`` cannot be drawn from pools of these sizes (empty when it can)."""
+def design_problems(
+    *, design: StudyDesign, n_real: int, n_generated: int, n_practice: int, n_practice_real: int | None = None
+) -> list[str]:
+    """Why ``design`` cannot be drawn from pools of these sizes (empty when it can).
+
+    ``n_practice_real`` (2AFC): how many of the practice pool's images are real; practice and
+    qualification pairs take their generated image from the rest.
+    """
     problems = []
-    balanced = design.balance == Study.Balance.STRATIFIED
+    balanced = design.balance == Study.Balance.STRATIFIED and not design.paired
     n_main = design.images_per_rater
+    if design.paired:
+        if n_generated < n_main:
+            problems.append(
+                f"{n_main} generated images are needed per rater (one per pair), the generated sets hold "
+                f"{n_generated} outside the practice pool"
+            )
+        if n_real < 1:
+            problems.append("pairs need real images, the real sets hold none outside the practice pool")
     if balanced and n_real < (n_main + 1) // 2:
         problems.append(
             f"{(n_main + 1) // 2} real images are needed per rater, the real sets hold {n_real} outside the practice pool"
@@ -136,11 +177,19 @@ def design_problems(*, design: StudyDesign, n_real: int, n_generated: int, n_pra
             f"{(n_main + 1) // 2} generated images are needed per rater, the generated sets hold {n_generated} "
             "outside the practice pool"
         )
-    if n_real + n_generated < n_main:
+    if not design.paired and n_real + n_generated < n_main:
         problems.append(f"{n_main} analysed images are needed per rater, the sets hold {n_real + n_generated}")
-    if n_practice < design.practice_trials:
+    needed = design.practice_trials + design.qualification_trials
+    if design.paired and n_practice_real is not None and needed:
+        if n_practice_real < 1:
+            problems.append("practice pairs need real images in the practice pool, it holds none")
+        n_practice -= n_practice_real  # the generated ones make the pairs
+    if n_practice < needed:
+        what = f"{design.practice_trials} practice" + (
+            f" + {design.qualification_trials} qualification" if design.qualification_trials else ""
+        )
         problems.append(
-            f"{design.practice_trials} practice images are needed per rater, the practice pool holds {n_practice} "
+            f"{what} images are needed per rater (never analysed), the practice pool holds {n_practice} "
             "(choose practice image sets, or a larger held-out share)"
         )
     if design.repeat_checks > n_main // 2:
@@ -169,13 +218,27 @@ def trials_draw(
         n_real=sum(p.is_real for p in pool),
         n_generated=sum(not p.is_real for p in pool),
         n_practice=len(practice_pool),
+        n_practice_real=sum(p.is_real for p in practice_pool),
     )
     if problems:
         raise ApplicationError("the study design cannot be drawn: " + "; ".join(problems))
     rng = np.random.default_rng(seed)
     seen = seen or {}
     analysed = _draw_analysed(design, pool, seen, rng)
-    practice = [practice_pool[i] for i in rng.permutation(len(practice_pool))[: design.practice_trials]]
+    unanalysed = [practice_pool[i] for i in rng.permutation(len(practice_pool))]
+    if design.paired:  # practice and qualification pairs: generated practice images with real ones
+        unanalysed = [p for p in unanalysed if not p.is_real]
+    practice = unanalysed[: design.practice_trials]
+    qualification = unanalysed[design.practice_trials : design.practice_trials + design.qualification_trials]
+    pairs: dict[int, tuple[int, str]] = {}  # generated image id -> (real partner id, side of the real image)
+    if design.paired:
+        for block, partners_from in (
+            (practice + qualification, [p for p in practice_pool if p.is_real]),
+            (analysed, [p for p in pool if p.is_real]),
+        ):
+            partners = _partners(block, partners_from, seen, rng)
+            for image, partner, side in zip(block, partners, _sides(len(block), rng), strict=True):
+                pairs[image.image_id] = (partner.image_id, side)
 
     # The session after practice, as (kind, index into ``analysed``) pairs.
     order: list[tuple[str, int]] = [("main", i) for i in range(len(analysed))]
@@ -192,7 +255,14 @@ def trials_draw(
         position = int(rng.integers(min(original + gap + 1, len(order)), len(order) + 1))
         order.insert(position, (Trial.AttentionCheck.REPEAT, order[original][1]))
 
-    planned = [PlannedTrial(image_id=p.image_id, is_practice=True) for p in practice]
+    def pair_of(image_id: int, *, swap: bool = False) -> dict:
+        if image_id not in pairs:
+            return {}
+        partner, side = pairs[image_id]
+        return {"pair_image_id": partner, "real_side": {"left": "right", "right": "left"}[side] if swap else side}
+
+    planned = [PlannedTrial(image_id=p.image_id, is_practice=True, **pair_of(p.image_id)) for p in practice]
+    planned += [PlannedTrial(image_id=p.image_id, is_qualification=True, **pair_of(p.image_id)) for p in qualification]
     main_position = {i: len(planned) + p for p, (kind, i) in enumerate(order) if kind == "main"}
     for kind, i in order:
         variant = Trial.Variant.NONE
@@ -200,12 +270,15 @@ def trials_draw(
             variant = Trial.Variant.CORRUPTED
         elif kind == Trial.AttentionCheck.REPEAT:
             variant = REPEAT_VARIANTS[int(rng.integers(len(REPEAT_VARIANTS)))]
+        image_id = analysed[i].image_id
         planned.append(
             PlannedTrial(
-                image_id=analysed[i].image_id,
+                image_id=image_id,
                 attention_check="" if kind == "main" else kind,
                 repeat_of=main_position[i] if kind == Trial.AttentionCheck.REPEAT else None,
                 variant=variant,
+                # a repeated pair comes back with its sides swapped
+                **pair_of(image_id, swap=kind == Trial.AttentionCheck.REPEAT),
             )
         )
     return planned

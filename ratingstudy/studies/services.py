@@ -5,21 +5,23 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ratingstudy.catalog.models import ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.studies import rendering
+from ratingstudy.studies import rendering, staircase
 from ratingstudy.studies.models import (
     FIXATION_MS,
     LOCKED_FIELDS,
+    SUBTYPES,
     WINDOW_GRACE_MS,
     ConsentRecord,
     Rater,
@@ -68,6 +70,10 @@ class Answer:
     confidence: int | None
     quality: int | None
     client_ms: int | None
+    choice: str = ""
+    diagnosis: str = ""
+    subtype: str = ""
+    marks: list = field(default_factory=list)
     onscreen_ms: int | None = None
     paint_ms: int | None = None
     zoom_max: float | None = None
@@ -301,7 +307,9 @@ def design_problems_of(*, study: Study, groups: dict[str, list[ImageSet]]) -> li
         n_real=sum(p.is_real for p in pool),
         n_generated=sum(not p.is_real for p in pool),
         n_practice=len(practice),
+        n_practice_real=sum(p.is_real for p in practice),
     )
+    problems += task_problems(study=study, pool=pool + practice)
     sizes = sets_image_sizes(groups=groups)
     derived = canvas_derive(sizes)
     if derived is not None:
@@ -312,6 +320,35 @@ def design_problems_of(*, study: Study, groups: dict[str, list[ImageSet]]) -> li
             jpeg_quality=study.jpeg_quality,
         )
         problems += rendering.geometry_problems(sizes=sizes, presentation=presentation)
+    return problems
+
+
+def task_problems(*, study: Study, pool: list) -> list[str]:
+    """What the chosen task needs of the design and the images (``pool``: analysed and practice images)."""
+    task = study.protocol
+    problems = []
+    if study.qualification_trials and not task.knows_answers:
+        problems.append(f"a qualification block needs answers that can be right or wrong; the {study.task!r} task has none")
+    if study.ask_confidence and study.confidence_levels > 3 and study.asks_quality:
+        problems.append("a confidence scale of 5 or 6 levels needs the digit keys, which the quality question uses: "
+                        "use 3 levels, or a task without the quality question")  # fmt: skip
+    if task.adaptive_exposure:
+        try:
+            ladder = study.ladder_ms
+        except ValueError:
+            ladder = []
+        if len(ladder) < 2 or ladder != sorted(set(ladder)) or ladder[0] < 50:
+            problems.append(
+                f"staircase_ladder must list at least two exposures in ms, shortest first, from 50 ms up "
+                f"(e.g. 100,150,200,300,400,500,700,1000), got {study.staircase_ladder!r}"
+            )
+    if study.task == Study.Task.DIAGNOSIS:
+        unlabelled = sum(p.label not in ("benign", "malignant") for p in pool)
+        if unlabelled:
+            problems.append(
+                f"diagnostic reading needs every image labelled benign or malignant; {unlabelled} image(s) are "
+                "'unknown' (re-import them with --label)"
+            )
     return problems
 
 
@@ -416,16 +453,29 @@ def session_start(*, rater: Rater, user_agent: str = "") -> Session:
     plan = trials_draw(
         design=study.design, pool=pool, practice_pool=practice, seed=seed, seen=study_exposure_counts(study=study)
     )
-    renders = study_renders(study=study, image_ids=[planned.image_id for planned in plan])
+    renders = study_renders(
+        study=study, image_ids={i for planned in plan for i in (planned.image_id, planned.pair_image_id) if i}
+    )
     written: list[str] = []
+
+    def served(image_id: int, variant: str, index: int) -> str:
+        if not variant:
+            return renders[image_id]
+        name = _variant_render(study=study, base_name=renders[image_id], kind=variant, seed=seed + index)
+        written.append(name)
+        return name
+
     try:
-        names = []
+        names: list[tuple[str, str]] = []  # (left or only image, right image)
         for index, planned in enumerate(plan):
-            name = renders[planned.image_id]
-            if planned.variant:
-                name = _variant_render(study=study, base_name=name, kind=planned.variant, seed=seed + index)
-                written.append(name)
-            names.append(name)
+            shown = served(planned.image_id, planned.variant, index)
+            if planned.pair_image_id is None:
+                names.append((shown, ""))
+                continue
+            # 2AFC: the corrupted check damages the generated image only; a repeat mirrors both.
+            partner_variant = "" if planned.variant == Trial.Variant.CORRUPTED else planned.variant
+            partner = served(planned.pair_image_id, partner_variant, index)
+            names.append((partner, shown) if planned.real_side == "left" else (shown, partner))
         with transaction.atomic():
             session = Session.objects.create(rater=rater, study=study, seed=seed, user_agent=user_agent[:400])
             # Originals first: a repeat trial must point at its (earlier) original when inserted.
@@ -437,10 +487,14 @@ def session_start(*, rater: Rater, user_agent: str = "") -> Session:
                         index=index,
                         image_id=planned.image_id,
                         is_practice=planned.is_practice,
+                        is_qualification=planned.is_qualification,
                         attention_check=planned.attention_check,
                         repeat_of=created[planned.repeat_of] if repeats else None,
                         variant=planned.variant,
-                        render=names[index],
+                        pair_image_id=planned.pair_image_id,
+                        real_side=planned.real_side,
+                        render=names[index][0],
+                        render_right=names[index][1],
                     )
                     for index, planned in enumerate(plan)
                     if (planned.repeat_of is not None) == repeats
@@ -463,14 +517,54 @@ def session_start(*, rater: Rater, user_agent: str = "") -> Session:
 
 
 def trial_mark_shown(*, trial: Trial) -> Trial:
-    """Remember when the server first sent this trial (the start of the server-side response time)."""
+    """Remember when the server first sent this trial (the start of the server-side response time), and,
+    in a timed study, fix the exposure it is shown at (a staircase's level is decided here, once)."""
     if trial.shown_at is None:
         now = timezone.now()
-        if Trial.objects.filter(pk=trial.pk, shown_at__isnull=True).update(shown_at=now):
-            trial.shown_at = now
+        fields = {"shown_at": now}
+        study = trial.session.study
+        if study.protocol.adaptive_exposure:
+            fields["staircase_level"], fields["exposure_ms"] = staircase_level_for(trial=trial)
+        elif study.exposure_ms is not None:
+            fields["exposure_ms"] = study.exposure_ms
+        if Trial.objects.filter(pk=trial.pk, shown_at__isnull=True).update(**fields):
+            for name, value in fields.items():
+                setattr(trial, name, value)
         else:  # another request marked it first: keep the earliest time
-            trial.refresh_from_db(fields=["shown_at"])
+            trial.refresh_from_db(fields=["shown_at", "exposure_ms", "staircase_level"])
     return trial
+
+
+def staircase_level_for(*, trial: Trial) -> tuple[int, int]:
+    """The staircase level (ladder index) and exposure of ``trial``, from the rater's earlier answers.
+
+    Each rater has one staircase per group (each model, and the real images): the analysed trials
+    of that group, in order, step it k-down-1-up (:mod:`ratingstudy.studies.staircase`). Practice,
+    qualification and check trials are shown at the longest exposure and do not move it.
+    """
+    study = trial.session.study
+    ladder = study.ladder_ms
+    if not trial.is_analysed:
+        return len(ladder) - 1, ladder[-1]
+    image_set = trial.image.image_set
+    same_group = (
+        Q(trial__image__image_set__kind=ImageSet.Kind.REAL)
+        if image_set.kind == ImageSet.Kind.REAL
+        else Q(trial__image__image_set__kind=ImageSet.Kind.GENERATED, trial__image__image_set__model_name=image_set.model_name)
+    )
+    earlier = (
+        Response.objects.filter(same_group, trial__session=trial.session, trial__index__lt=trial.index)
+        .filter(trial__is_practice=False, trial__is_qualification=False, trial__attention_check="")
+        .select_related("trial__image__image_set")
+        .order_by("trial__index")
+    )
+    state = staircase.staircase_start(n_levels=len(ladder))
+    for response in earlier:
+        correct = bool(study.protocol.correct(trial=response.trial, response=response))
+        state = staircase.staircase_step(
+            state=state, correct=correct, n_levels=len(ladder), down=study.staircase_down, up=study.staircase_up
+        )
+    return state.level, ladder[state.level]
 
 
 def trial_window_closes(*, trial: Trial) -> datetime | None:
@@ -478,10 +572,11 @@ def trial_window_closes(*, trial: Trial) -> datetime | None:
     study = trial.session.study
     if not study.is_timed or trial.window_opened_at is None:
         return None
-    return trial.window_opened_at + timedelta(milliseconds=FIXATION_MS + study.exposure_ms + WINDOW_GRACE_MS)
+    exposure = trial.exposure_ms or study.exposure_ms or study.ladder_ms[-1]
+    return trial.window_opened_at + timedelta(milliseconds=FIXATION_MS + exposure + WINDOW_GRACE_MS)
 
 
-def trial_image_serve(*, trial: Trial, answered: bool, now: datetime | None = None) -> str:
+def trial_image_serve(*, trial: Trial, answered: bool, side: str = "left", now: datetime | None = None) -> str:
     """The storage name to send for a request of ``trial``'s image now: its render, or the noise mask.
 
     * an answered trial gets the mask, except a practice trial (its feedback shows the image again);
@@ -490,17 +585,20 @@ def trial_image_serve(*, trial: Trial, answered: bool, now: datetime | None = No
       a second fetch gets the mask, whatever the browser's script does.
     """
     study = trial.session.study
+    render = trial.render_right if side == "right" else trial.render
+    if not render:
+        raise ApplicationError(f"this trial shows no {side} image")
     if answered:
-        return trial.render if trial.is_practice else study_mask_name(study=study)
+        return render if trial.is_practice else study_mask_name(study=study)
     if not study.is_timed:
-        return trial.render
+        return render
     now = now or timezone.now()
     if trial.window_opened_at is None:
         if Trial.objects.filter(pk=trial.pk, window_opened_at__isnull=True).update(window_opened_at=now):
             trial.window_opened_at = now
         else:  # a concurrent request opened it first
             trial.refresh_from_db(fields=["window_opened_at"])
-    return trial.render if now <= trial_window_closes(trial=trial) else study_mask_name(study=study)
+    return render if now <= trial_window_closes(trial=trial) else study_mask_name(study=study)
 
 
 def rating_submit(*, trial: Trial, answer: Answer, received_at: datetime | None = None) -> Response:
@@ -510,12 +608,24 @@ def rating_submit(*, trial: Trial, answer: Answer, received_at: datetime | None 
     when two requests race; the session is marked complete with its last answer.
     """
     study = trial.session.study
+    asked = study.protocol.answer_fields
     if study.asks_real_fake != (answer.judged_real is not None):
         raise ApplicationError("Please say whether the image is real or generated.")
     if study.asks_quality != (answer.quality is not None):
         raise ApplicationError("Please rate the image quality from 1 to 5.")
-    if (study.asks_real_fake and study.ask_confidence) != (answer.confidence is not None):
+    if study.asks_confidence != (answer.confidence is not None):
         raise ApplicationError("Please say how confident you are.")
+    if answer.confidence is not None and not 1 <= answer.confidence <= study.confidence_levels:
+        raise ApplicationError(f"Confidence goes from 1 to {study.confidence_levels}.")
+    if ("choice" in asked) != (answer.choice in ("left", "right")):
+        raise ApplicationError("Please choose the image you think is real.")
+    if ("diagnosis" in asked) != (answer.diagnosis in ("benign", "malignant")):
+        raise ApplicationError("Please give your diagnosis: benign or malignant.")
+    wants_subtype = "diagnosis" in asked and study.ask_subtype
+    if wants_subtype and answer.subtype not in SUBTYPES.get(answer.diagnosis, ()):
+        raise ApplicationError(f"Please choose a {answer.diagnosis or 'diagnosis and a'} subtype.")
+    if answer.marks and answer.judged_real is not False:
+        raise ApplicationError("Marks go with the answer 'generated': they show what gave the image away.")
     received_at = received_at or timezone.now()
     shown_at = trial.shown_at or received_at
     try:
@@ -525,6 +635,10 @@ def rating_submit(*, trial: Trial, answer: Answer, received_at: datetime | None 
                 judged_real=answer.judged_real,
                 confidence=answer.confidence,
                 quality=answer.quality,
+                choice=answer.choice,
+                diagnosis=answer.diagnosis,
+                subtype=answer.subtype if wants_subtype else "",
+                marks=answer.marks,
                 client_ms=answer.client_ms,
                 onscreen_ms=answer.onscreen_ms,
                 paint_ms=answer.paint_ms,

@@ -13,6 +13,7 @@ urlpatterns = [
     path("<str:token>/t/<str:trial_token>/answer", views.answer, name="answer"),
     path("<str:token>/t/<str:trial_token>/feedback", views.feedback, name="feedback"),
     path("<str:token>/i/<str:trial_token>", views.image, name="image"),
+    path("<str:token>/i/<str:trial_token>/r", views.image_right, name="image_right"),
     path("<str:token>/done/", views.complete, name="complete"),
     path("<str:token>/consent/", views.consent, name="consent"),
     path("<str:token>/withdraw/", views.withdraw, name="withdraw"),

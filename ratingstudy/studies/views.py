@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.core.files.storage import default_storage
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,9 +23,9 @@ from ratingstudy.errors import ApplicationError
 from ratingstudy.studies import rendering
 from ratingstudy.studies.forms import AnswerForm, ProfileForm
 from ratingstudy.studies.models import (
-    CONFIDENCE_LABELS,
     FIXATION_MS,
     QUALITY_LABELS,
+    SUBTYPES,
     Rater,
     Study,
     Trial,
@@ -118,26 +118,48 @@ def invitation(request: HttpRequest, rater: Rater) -> HttpResponse:
     return render(request, "studies/welcome.html", {"rater": rater, "study": rater.study, "form": form})
 
 
-def _stage(rater: Rater, trial: Trial, *, answering: bool) -> dict:
-    """What the viewer needs: the image URL, canvas, timing (when answering), and the next image to preload.
+def _stages(rater: Rater, trial: Trial, *, answering: bool) -> list[dict]:
+    """What each viewer needs: its image URL, the canvas, timing (when answering), the next image to preload.
 
-    Untimed studies preload the next trial's image (from the trial page and from the practice
-    feedback); a timed study never does, since a fetch opens the trial's viewing window.
+    One stage for a single-image trial; two (left, right) for a 2AFC pair. Untimed studies preload
+    the next trial's images (from the trial page and from the practice feedback); a timed study never
+    does, since a fetch opens the trial's viewing window.
     """
     study: Study = rater.study
     closes = trial_window_closes(trial=trial)
     next_token = None if study.is_timed else trial_next_token(trial=trial)
-    return {
-        "image_url": reverse("studies:image", kwargs={"token": rater.token, "trial_token": trial.token}),
-        "next_image_url": (
-            reverse("studies:image", kwargs={"token": rater.token, "trial_token": next_token}) if next_token else ""
-        ),
-        "width": study.canvas_width,
-        "height": study.canvas_height,
-        "exposure_ms": study.exposure_ms if answering else None,
-        "fixation_ms": FIXATION_MS,
-        "window_closed": answering and closes is not None and timezone.now() > closes,
-    }
+    sides = ("left", "right") if trial.render_right else ("",)
+    stages = []
+    for side in sides:
+        url_name = "studies:image_right" if side == "right" else "studies:image"
+        kwargs = {"token": rater.token}
+        stages.append(
+            {
+                "dom_id": f"stage-{side}" if side else "stage",
+                "side": side,
+                "image_url": reverse(url_name, kwargs={**kwargs, "trial_token": trial.token}),
+                "next_image_url": reverse(url_name, kwargs={**kwargs, "trial_token": next_token}) if next_token else "",
+                "width": study.canvas_width,
+                "height": study.canvas_height,
+                "exposure_ms": (trial.exposure_ms or study.exposure_ms) if answering and study.is_timed else None,
+                "fixation_ms": FIXATION_MS,
+                "window_closed": answering and closes is not None and timezone.now() > closes,
+            }
+        )
+    return stages
+
+
+def _confidence_choices(study: Study) -> list[tuple[int, str, str]]:
+    """(value, label, key): Z X C for three levels (1-5 may be the quality keys), digits for five or six."""
+    keys = CONFIDENCE_KEYS if study.confidence_levels == 3 else {v: str(v) for v in range(1, 7)}
+    return [(value, text, keys[value]) for value, text in enumerate(study.confidence_labels, start=1)]
+
+
+def _subtype_choices() -> list[tuple[str, list[tuple[str, str, str]]]]:
+    return [
+        (group, [(value, value.replace("_", " ").capitalize(), str(i)) for i, value in enumerate(values, start=1)])
+        for group, values in SUBTYPES.items()
+    ]
 
 
 def _render_trial(request: HttpRequest, rater: Rater, trial: Trial, form: AnswerForm, status: int = 200) -> HttpResponse:
@@ -146,11 +168,12 @@ def _render_trial(request: HttpRequest, rater: Rater, trial: Trial, form: Answer
         "rater": rater,
         "study": study,
         "trial": trial,
-        "stage": _stage(rater, trial, answering=True),
+        "stages": _stages(rater, trial, answering=True),
         "form": form,
         "progress": session_progress(session=trial.session),
         "quality_labels": QUALITY_LABELS.items(),
-        "confidence_labels": [(v, text, CONFIDENCE_KEYS[v]) for v, text in CONFIDENCE_LABELS.items()],
+        "confidence_labels": _confidence_choices(study),
+        "subtype_choices": _subtype_choices(),
         "timing_fields": BROWSER_MEASURES,
     }
     return render(request, "studies/trial.html", context, status=status)
@@ -209,24 +232,19 @@ def feedback(request: HttpRequest, rater: Rater, trial_token: str) -> HttpRespon
         "study": rater.study,
         "trial": current,
         "feedback": practice_feedback(trial=current),
-        "stage": _stage(rater, current, answering=False),
+        "stages": _stages(rater, current, answering=False),
         "progress": session_progress(session=current.session),
         "quality_labels": QUALITY_LABELS,
     }
     return render(request, "studies/feedback.html", context)
 
 
-@require_GET
-@rater_view
-def image(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
-    """A trial's image: pre-rendered bytes of one length, one set of headers, for every image of the study.
-
-    A timed study's image is served only while the trial's viewing window is open (then the
-    noise mask), and never cached; an untimed study's may be cached privately, so that the
-    page can preload the next trial's image.
-    """
+def _serve_image(rater: Rater, trial_token: str, side: str) -> HttpResponse:
     current = trial_get(rater=rater, trial_token=trial_token)
-    name = trial_image_serve(trial=current, answered=current.answered)
+    try:
+        name = trial_image_serve(trial=current, answered=current.answered, side=side)
+    except ApplicationError as exc:
+        raise Http404(exc.message) from exc
     with default_storage.open(name, "rb") as stored:
         response = HttpResponse(stored.read(), content_type=rendering.SERVED_CONTENT_TYPE)
     for header, value in rendering.SERVED_HEADERS.items():
@@ -236,6 +254,26 @@ def image(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
     else:
         patch_cache_control(response, private=True, max_age=3600)
     return response
+
+
+@require_GET
+@rater_view
+def image(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
+    """A trial's image (the left one of a 2AFC pair): pre-rendered bytes of one length, one set of headers,
+    for every image of the study.
+
+    A timed study's image is served only while the trial's viewing window is open (then the
+    noise mask), and never cached; an untimed study's may be cached privately, so that the
+    page can preload the next trial's image.
+    """
+    return _serve_image(rater, trial_token, "left")
+
+
+@require_GET
+@rater_view
+def image_right(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
+    """The right image of a 2AFC pair, under the same rules as :func:`image`."""
+    return _serve_image(rater, trial_token, "right")
 
 
 @require_http_methods(["GET", "POST"])

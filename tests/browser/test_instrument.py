@@ -73,7 +73,7 @@ def test_whole_field_at_fit_zoom_to_native_pan_and_answer_by_keys(live_server, b
 
     # The first analysed trial: the viewer fills the space beside the questions and shows the whole field.
     shown(page)
-    viewer_box = page.locator("#viewer").bounding_box()
+    viewer_box = page.locator("#stage .viewer").bounding_box()
     assert viewer_box["height"] > 0.7 * DESKTOP["height"] and viewer_box["width"] > 0.6 * DESKTOP["width"], viewer_box
     assert page.evaluate(WHOLE_IMAGE_VISIBLE)
     home_zoom = page.evaluate(NATIVE_ZOOM)
@@ -90,7 +90,7 @@ def test_whole_field_at_fit_zoom_to_native_pan_and_answer_by_keys(live_server, b
     wait_until(page,
         f"(() => {{ const c = ratingViewer.viewport.getCenter(true); return c.x > {centre[0]} + 1e-3 && c.y > {centre[1]} + 1e-3; }})()"
     )
-    box = page.locator("#viewer").bounding_box()
+    box = page.locator("#stage .viewer").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] / 2 - 120, box["y"] + box["height"] / 2 - 60, steps=5)

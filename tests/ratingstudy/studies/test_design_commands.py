@@ -128,7 +128,7 @@ def test_every_problem_in_the_file_is_reported_and_nothing_is_created(tmp_path, 
     assert "images_per_rater" in problems[0] and "practice_image_sets" in problems[0]
     assert problems[1:] == [
         "missing required key 'instructions'",
-        'task: must be one of real_fake, quality, both, got "guess"',
+        'task: must be one of real_fake, quality, both, 2afc, diagnosis, mark, staircase, got "guess"',
         'images_per_rater: must be a whole number, got "40"',
         "generated_image_sets: 'real-practice' is a real image set, not a generated one; "
         "list it under real_image_sets",

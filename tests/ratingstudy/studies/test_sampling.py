@@ -148,7 +148,7 @@ def test_design_that_does_not_fit_the_pool_is_refused_with_reasons():
     problems = design_problems(design=DESIGN, n_real=4, n_generated=2, n_practice=1)
     assert any("12 real images" in p for p in problems)
     assert any("generated" in p for p in problems)
-    assert any("4 practice images are needed per rater, the practice pool holds 1" in p for p in problems)
+    assert any("4 practice images are needed per rater (never analysed), the practice pool holds 1" in p for p in problems)
     with pytest.raises(ApplicationError, match="cannot be drawn"):
         trials_draw(design=DESIGN, pool=pool, practice_pool=PRACTICE, seed=0)
     assert design_problems(design=StudyDesign(4, Study.Balance.STRATIFIED, 2, 1, 1), n_real=3, n_generated=3, n_practice=2) == []

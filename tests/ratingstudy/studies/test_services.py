@@ -68,7 +68,7 @@ def test_database_rejects_a_second_response_to_a_trial(profiled_rater):
 
 def test_database_rejects_out_of_range_and_empty_answers(profiled_rater):
     trial = session_start(rater=profiled_rater).trials.first()
-    for bad in ({"quality": 6}, {"quality": 0}, {"judged_real": True, "confidence": 4}, {}):
+    for bad in ({"quality": 6}, {"quality": 0}, {"judged_real": True, "confidence": 7}, {}):
         with pytest.raises(IntegrityError), transaction.atomic():
             Response.objects.create(trial=trial, server_ms=1, **bad)
 

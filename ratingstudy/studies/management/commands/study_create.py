@@ -53,6 +53,16 @@ DESIGN_FIELDS = (
     "jpeg_quality",
     "exclude_after_failed_checks",
     "exclude_failed_share",
+    "withdrawal",
+    "confidence_levels",
+    "ask_subtype",
+    "noninferiority_margin",
+    "staircase_ladder",
+    "staircase_down",
+    "staircase_up",
+    "qualification_trials",
+    "qualification_pass",
+    "colour_screen",
 )
 #: The study's image sets, given by name; the kind each must have (None: any kind).
 SET_FIELDS: dict[str, str | None] = {

@@ -1,6 +1,6 @@
-// Trial and practice-feedback pages: when the image is shown and hidden (timed studies: fixation cross,
-// exposure, backward mask), keyboard answers, one submission carrying the browser's timings.
-// Knows nothing about the image but its opaque URL.
+// Trial and practice-feedback pages: when the image (or a 2AFC pair of images) is shown and hidden
+// (timed studies: fixation cross, exposure, backward mask), keyboard answers, one submission carrying
+// the browser's timings. Knows nothing about an image but its opaque URL.
 import { openViewer } from "./viewer.js";
 
 /** The backward mask is drawn in blocks of this many CSS pixels. */
@@ -11,25 +11,35 @@ window.addEventListener("pageshow", (event) => {
   if (event.persisted) window.location.reload();
 });
 
-const stage = document.getElementById("stage");
+const stages = Array.from(document.querySelectorAll(".stage"));
+const stage = stages[0] ?? null; // timing attributes are the same on every stage of a trial
 const form = document.getElementById("answer-form");
 const continueLink = document.getElementById("continue");
 const submitButton = form?.querySelector("button[type=submit]");
 
 const state = { shownAt: null, paintMs: null, maskedAt: null, masked: false };
-let viewer = null;
+let viewers = [];
+
+/** The highest magnification reached in any of the trial's viewers, and the longest time zoomed in. */
+function zoomMax() {
+  const values = viewers.map((v) => v.zoomMax).filter((v) => v !== null);
+  return values.length ? Math.max(...values) : null;
+}
+function zoomedMs() {
+  return viewers.length ? Math.max(...viewers.map((v) => v.zoomedMs)) : null;
+}
 
 window.ratingState = Object.freeze({
   get shownAt() { return state.shownAt; },
   get paintMs() { return state.paintMs; },
-  get zoomMax() { return viewer?.zoomMax ?? null; },
-  get zoomedMs() { return viewer?.zoomedMs ?? null; },
+  get zoomMax() { return zoomMax(); },
+  get zoomedMs() { return zoomedMs(); },
   get masked() { return state.masked; },
   get onscreenMs() { return onscreenMs(); },
 });
 
 /** Fill the canvas with coloured noise, fresh on every call. */
-function paintNoise(canvas) {
+function paintNoise(canvas, stage) {
   const width = Math.max(1, Math.ceil(stage.clientWidth / NOISE_BLOCK_PX));
   const height = Math.max(1, Math.ceil(stage.clientHeight / NOISE_BLOCK_PX));
   canvas.width = width;
@@ -46,9 +56,11 @@ function paintNoise(canvas) {
 }
 
 function showMask() {
-  paintNoise(stage.querySelector("canvas.mask"));
-  stage.querySelector("canvas.mask").hidden = false;
-  stage.querySelector(".hidden-note:not(.load-error)").hidden = false;
+  for (const each of stages) {
+    paintNoise(each.querySelector("canvas.mask"), each);
+    each.querySelector("canvas.mask").hidden = false;
+    each.querySelector(".hidden-note:not(.load-error)").hidden = false;
+  }
   state.masked = true;
 }
 
@@ -65,25 +77,26 @@ function enableAnswer() {
 function startTrial() {
   const exposureMs = parseInt(stage.dataset.exposureMs, 10) || 0;
   const fixationMs = parseInt(stage.dataset.fixationMs, 10) || 0;
-  const fixation = stage.querySelector(".fixation");
+  const fixations = stages.map((each) => each.querySelector(".fixation"));
 
   if (stage.dataset.windowClosed === "1") {
     // The server no longer serves this image: answer from memory.
-    stage.querySelector(".viewer-tools").hidden = true;
+    for (const each of stages) each.querySelector(".viewer-tools").hidden = true;
     showMask();
     enableAnswer();
     return;
   }
 
-  let painted = false;
+  let painted = 0;
   let fixationOver = !exposureMs;
 
+  // Every image of the trial (one, or a 2AFC pair) appears at the same moment, and is masked together.
   function show() {
-    if (state.shownAt !== null || !painted || !fixationOver) return;
+    if (state.shownAt !== null || painted < stages.length || !fixationOver) return;
     const now = performance.now();
-    fixation.hidden = true;
+    for (const fixation of fixations) fixation.hidden = true;
     state.shownAt = now;
-    viewer.show(now);
+    for (const viewer of viewers) viewer.show(now);
     enableAnswer();
     if (exposureMs) window.setTimeout(mask, exposureMs);
   }
@@ -92,27 +105,30 @@ function startTrial() {
     showMask();
     const now = performance.now();
     state.maskedAt = now;
-    viewer.hide(now);
+    for (const viewer of viewers) viewer.hide(now);
   }
 
-  viewer = openViewer(stage, {
-    onFirstPaint(now) {
-      state.paintMs = now;
-      painted = true;
-      show();
-      const next = stage.dataset.nextImageUrl;
-      if (next && !exposureMs) new Image().src = next; // untimed: the server lets the browser cache it
-    },
-    onError() {
-      fixation.hidden = true;
-      stage.querySelector(".load-error").hidden = false;
-    },
-  });
-  window.ratingViewer = viewer.viewer;
+  viewers = stages.map((each) =>
+    openViewer(each, {
+      onFirstPaint(now) {
+        state.paintMs = Math.max(state.paintMs ?? 0, now);
+        painted += 1;
+        show();
+        const next = each.dataset.nextImageUrl;
+        if (next && !exposureMs) new Image().src = next; // untimed: the server lets the browser cache it
+      },
+      onError() {
+        for (const fixation of fixations) fixation.hidden = true;
+        each.querySelector(".load-error").hidden = false;
+      },
+    }),
+  );
+  window.ratingViewer = viewers[0].viewer;
+  window.ratingViewers = viewers.map((v) => v.viewer);
 
   if (exposureMs) {
-    // The image loads during the fixation cross; it appears once both are done.
-    fixation.hidden = false;
+    // The images load during the fixation cross; they appear once both are done.
+    for (const fixation of fixations) fixation.hidden = false;
     window.setTimeout(() => {
       fixationOver = true;
       show();
@@ -136,14 +152,14 @@ function wireAnswerForm() {
     }
     sent = true;
     const now = performance.now();
-    if (viewer && !state.masked) viewer.stopRecording(now);
+    if (!state.masked) for (const viewer of viewers) viewer.stopRecording(now);
     const shown = state.shownAt;
     setField("client_ms", shown === null ? null : Math.round(now - shown));
     const onscreen = onscreenMs(now);
     setField("onscreen_ms", onscreen === null ? null : Math.round(onscreen));
     setField("paint_ms", state.paintMs === null ? null : Math.round(state.paintMs));
-    setField("zoom_max", viewer?.zoomMax ?? null);
-    setField("zoomed_ms", viewer && shown !== null ? Math.round(viewer.zoomedMs) : null);
+    setField("zoom_max", zoomMax());
+    setField("zoomed_ms", viewers.length && shown !== null ? Math.round(zoomedMs()) : null);
     submitButton.disabled = true;
   });
 }
@@ -166,12 +182,39 @@ document.addEventListener("keydown", (event) => {
     return;
   }
   if (!form || !/^[a-z0-9]$/i.test(event.key)) return;
-  const radio = form.querySelector(`input[data-key="${event.key.toLowerCase()}"]`);
+  // A key may serve two answers that are never shown together (e.g. the subtypes of each diagnosis).
+  const radio = Array.from(form.querySelectorAll(`input[data-key="${event.key.toLowerCase()}"]`)).find(
+    (input) => !input.closest("[hidden]"),
+  );
   if (radio) {
     event.preventDefault();
     radio.checked = true;
+    radio.dispatchEvent(new Event("change", { bubbles: true }));
   }
 });
+
+/** Diagnosis with subtypes: only the chosen diagnosis's subtypes are offered. */
+function wireSubtypes() {
+  const groups = Array.from(form.querySelectorAll("fieldset.subtypes"));
+  if (!groups.length) return;
+  const update = () => {
+    const diagnosis = form.querySelector("input[name=diagnosis]:checked")?.value;
+    for (const group of groups) {
+      const shown = group.dataset.diagnosis === diagnosis;
+      group.hidden = !shown;
+      for (const input of group.querySelectorAll("input")) {
+        input.disabled = !shown;
+        if (!shown) input.checked = false;
+      }
+    }
+  };
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "diagnosis") update();
+  });
+  update();
+}
+
+if (form) wireSubtypes();
 
 if (continueLink) continueLink.focus();
 if (form) wireAnswerForm();

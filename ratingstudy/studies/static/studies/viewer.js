@@ -42,7 +42,7 @@ export function magnificationLabel(magnification) {
  */
 export function openViewer(stage, { onFirstPaint = () => {}, onError = () => {} } = {}) {
   const OSD = window.OpenSeadragon;
-  const element = stage.querySelector("#viewer");
+  const element = stage.querySelector(".viewer");
   const output = stage.querySelector(".zoom-level");
   const buttons = Array.from(stage.querySelectorAll("[data-zoom]"));
 
