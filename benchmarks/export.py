@@ -129,12 +129,15 @@ def generate(n_rows: int) -> int:
                     elif index == count - 1 and count > 20:
                         check, repeat_of, variant = "repeat", base + 10, "flip_h"
                     yield (
-                        trial_id, session, index, int(picks[index]), f"t{trial_id:021d}", index < 4, check, repeat_of,
-                        variant, f"served/bench/{trial_id}.png", now,
+                        trial_id, session, index, int(picks[index]), f"t{trial_id:021d}", index < 4, False, check,
+                        repeat_of, variant, f"served/bench/{trial_id}.png", "", "", now,
                     )  # fmt: skip
                     trial_id += 1
 
-        columns = ["id", "session_id", "index", "image_id", "token", "is_practice", "attention_check", "repeat_of_id", "variant", "render", "shown_at"]
+        columns = [
+            "id", "session_id", "index", "image_id", "token", "is_practice", "is_qualification", "attention_check",
+            "repeat_of_id", "variant", "render", "render_right", "real_side", "shown_at",
+        ]  # fmt: skip
         _insert(trial_table, columns, trials())
 
         def responses():
@@ -142,9 +145,16 @@ def generate(n_rows: int) -> int:
             judged = rng.random(n_rows) < 0.5
             ms = rng.integers(300, 9000, size=n_rows)
             for k in range(n_rows):
-                yield (first_trial + k, bool(judged[k]), int(1 + k % 3), int(quality[k]), int(ms[k]), int(ms[k]) + 40, now + dt.timedelta(milliseconds=k))
+                yield (
+                    first_trial + k, bool(judged[k]), int(1 + k % 3), int(quality[k]), "", "", "", "[]", int(ms[k]),
+                    int(ms[k]) + 40, now + dt.timedelta(milliseconds=k),
+                )  # fmt: skip
 
-        _insert(Response._meta.db_table, ["trial_id", "judged_real", "confidence", "quality", "client_ms", "server_ms", "created_at"], responses())
+        columns = [
+            "trial_id", "judged_real", "confidence", "quality", "choice", "diagnosis", "subtype", "marks", "client_ms",
+            "server_ms", "created_at",
+        ]  # fmt: skip
+        _insert(Response._meta.db_table, columns, responses())
     return study.pk
 
 

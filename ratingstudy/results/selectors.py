@@ -23,6 +23,7 @@ What is analysed (:class:`ResultFilters`):
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,11 @@ _RESPONSE_FIELDS = (
     "trial__image__image_set__name",
     "judged_real",
     "quality",
+    "trial__is_qualification",
+    "choice",
+    "trial__real_side",
+    "diagnosis",
+    "trial__image__label",
 )
 
 
@@ -152,12 +158,17 @@ def check_failures(*, rows: Iterable[Sequence[Any]]) -> dict[int, dict[str, Any]
     outcome: dict[int, dict[str, Any]] = defaultdict(lambda: {"passed": 0, "failed": 0, "failures": []})
     for row in sorted(checks, key=lambda r: (r[1], r[3])):
         rater, index, kind, judged_real, quality = row[1], row[3], row[5], row[11], row[12]
+        choice, real_side, diagnosis = row[14], row[15], row[16]
         why = []
         if kind == Trial.AttentionCheck.CORRUPTED:
             if judged_real is True:
                 why.append("judged real")
             if quality is not None and quality > CORRUPTED_MAX_QUALITY:
                 why.append(f"quality {quality} (> {CORRUPTED_MAX_QUALITY})")
+            if choice and choice != real_side:
+                why.append("chose the corrupted image as real")
+            if diagnosis and judged_real is None and quality is None and not choice:
+                continue  # a diagnosis has no right answer for a corrupted image: not a check there
             where = f"corrupted image at trial {index + 1}"
         else:
             original = by_trial.get(row[6])
@@ -167,6 +178,10 @@ def check_failures(*, rows: Iterable[Sequence[Any]]) -> dict[int, dict[str, Any]
                 why.append(f"{_real_word(judged_real)} after {_real_word(original[11])}")
             if quality is not None and original[12] is not None and abs(quality - original[12]) > REPEAT_MAX_QUALITY_CHANGE:
                 why.append(f"quality {quality} after {original[12]}")
+            if choice and original[14] and (choice == real_side) != (original[14] == original[15]):
+                why.append("chose the other image of the same pair")
+            if diagnosis and original[16] and diagnosis != original[16]:
+                why.append(f"{diagnosis} after {original[16]}")
             where = f"repeat at trial {index + 1} of trial {original[3] + 1}"
         outcome[rater]["failed" if why else "passed"] += 1
         if why:
@@ -179,11 +194,12 @@ def _real_word(judged_real: bool) -> str:
 
 
 def rater_exclusions(*, study: Study, checks: dict[int, dict[str, Any]]) -> dict[int, str]:
-    """Raters the study's rule excludes (``Study.is_excluded``), each with the reason in words."""
-    excluded = {}
+    """Raters not analysed, each with the reason in words: those the study's attention-check rule
+    excludes (``Study.is_excluded``), and those screened out (colour screen or qualification failed)."""
+    excluded = dict(Rater.objects.filter(study=study).exclude(screened_out="").values_list("pk", "screened_out"))
     for rater, outcome in checks.items():
         checked = outcome["passed"] + outcome["failed"]
-        if study.is_excluded(failed=outcome["failed"], checked=checked):
+        if study.is_excluded(failed=outcome["failed"], checked=checked) and rater not in excluded:
             excluded[rater] = (
                 f"failed {outcome['failed']} of {checked} attention checks ({exclusion_rule(study)}): "
                 + "; ".join(outcome["failures"])
@@ -472,7 +488,7 @@ def study_results(*, study: Study, filters: ResultFilters | None = None) -> dict
         [
             (r[1], r[7], group_name(kind=r[8], model_name=r[9], set_name=r[10]), r[11], r[12])
             for r in rows
-            if not r[5] and (filters.include_practice or not r[4])
+            if not r[5] and not r[13] and (filters.include_practice or not r[4])
         ]
     )
     data = every_rater.where(~np.isin(every_rater.rater, list(excluded)))
@@ -520,6 +536,7 @@ def study_results(*, study: Study, filters: ResultFilters | None = None) -> dict
             "analysed": len(data),
             "practice": sum(1 for r in rows if r[4]),
             "attention_checks": sum(1 for r in rows if r[5]),
+            "qualification": sum(1 for r in rows if r[13]),
             "raters": len(raters),
             "raters_answered": int(np.unique([r[1] for r in rows]).size) if rows else 0,
             "raters_failed_checks": len(failed),
@@ -575,6 +592,7 @@ RESPONSE_COLUMNS: dict[str, str] = {
     "rater_failed_checks": "boolean",
     "rater_excluded": "boolean",
     "exclusion_reason": "string",
+    "task": "string",
     "session_id": "int64",
     "trial_index": "int64",
     "image_id": "int64",
@@ -583,13 +601,22 @@ RESPONSE_COLUMNS: dict[str, str] = {
     "image_set": "string",
     "label": "string",
     "is_practice": "boolean",
+    "is_qualification": "boolean",
     "attention_check": "string",
     "repeat_of_index": "Int64",
     "variant": "string",
     "exposure_ms": "Int64",
+    "staircase_level": "Int64",
+    "pair_image_id": "Int64",
+    "real_side": "string",
     "judged_real": "boolean",
     "quality": "Int64",
     "confidence": "Int64",
+    "choice": "string",
+    "chose_real": "boolean",
+    "diagnosis": "string",
+    "subtype": "string",
+    "marks": "string",
     "client_ms": "Int64",
     "server_ms": "int64",
     "onscreen_ms": "Int64",
@@ -613,12 +640,21 @@ _EXPORT_FIELDS = (
     "trial__image__image_set__name",
     "trial__image__label",
     "trial__is_practice",
+    "trial__is_qualification",
     "trial__attention_check",
     "trial__repeat_of__index",
     "trial__variant",
+    "trial__exposure_ms",
+    "trial__staircase_level",
+    "trial__pair_image_id",
+    "trial__real_side",
     "judged_real",
     "quality",
     "confidence",
+    "choice",
+    "diagnosis",
+    "subtype",
+    "marks",
     "client_ms",
     "server_ms",
     "onscreen_ms",
@@ -666,17 +702,20 @@ def response_export_rows(*, study: Study, chunk_size: int = 5000) -> Iterator[tu
     of ``chunk_size`` (constant memory: nothing is collected). The rater's specialty,
     free text, goes through :func:`spreadsheet_safe`."""
     failed, exclusions = study_check_outcomes(study=study)
-    study_id, version, exposure_ms = study.pk, study.design_version, study.exposure_ms
+    study_id, version, task, exposure = study.pk, study.design_version, study.task, study.exposure_ms
     for (
         rater_id, role, years, specialty, session_id, index, image_id, kind, model_name, set_name,
-        label, is_practice, check, repeat_index, variant, judged_real, quality, confidence, client_ms, server_ms,
+        label, is_practice, is_qualification, check, repeat_index, variant, trial_exposure, level, pair_id, real_side,
+        judged_real, quality, confidence, choice, diagnosis, subtype, marks, client_ms, server_ms,
         onscreen_ms, paint_ms, zoom_max, zoomed_ms, shown_at, answered_at,
     ) in response_export_queryset(study=study).iterator(chunk_size=chunk_size):  # fmt: skip
         yield (
             study_id, version, rater_pseudonym(rater_id), role, years, spreadsheet_safe(specialty), rater_id in failed,
-            rater_id in exclusions, exclusions.get(rater_id, ""), session_id, index,
+            rater_id in exclusions, exclusions.get(rater_id, ""), task, session_id, index,
             image_id, kind, REAL if kind == ImageSet.Kind.REAL else (model_name or set_name), set_name, label,
-            is_practice, check, repeat_index, variant, exposure_ms, judged_real, quality, confidence, client_ms, server_ms,
+            is_practice, is_qualification, check, repeat_index, variant, trial_exposure or exposure, level, pair_id,
+            real_side, judged_real, quality, confidence, choice, (choice == real_side) if choice else None, diagnosis,
+            subtype, json.dumps(marks) if marks else "", client_ms, server_ms,
             onscreen_ms, paint_ms, zoom_max, zoomed_ms, shown_at, answered_at,
         )  # fmt: skip
 
@@ -691,7 +730,7 @@ def image_aggregate_rows(*, study: Study, filters: ResultFilters | None = None) 
     sums: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0.0])  # n, sum q, sum q^2, n judged, n real
     raters_of: dict[int, set[int]] = defaultdict(set)
     for r in rows:
-        if r[5] or (r[4] and not filters.include_practice) or r[1] in excluded:
+        if r[5] or r[13] or (r[4] and not filters.include_practice) or r[1] in excluded:
             continue
         acc = sums[r[7]]
         raters_of[r[7]].add(r[1])

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from ratingstudy.catalog.models import ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.studies import rendering, staircase
+from ratingstudy.studies import colour_screen, rendering, staircase
 from ratingstudy.studies.models import (
     FIXATION_MS,
     LOCKED_FIELDS,
@@ -656,3 +656,35 @@ def rating_submit(*, trial: Trial, answer: Answer, received_at: datetime | None 
             raise AlreadyAnswered("This image has already been answered; your first answer was kept.") from exc
         raise
     return response
+
+
+def rater_qualification_evaluate(*, rater: Rater) -> bool | None:
+    """Once every qualification trial is answered: did the rater reach the pass mark? A rater who did
+    not is screened out (a polite page, never analysed). None while the block is not finished."""
+    study = rater.study
+    trials = list(
+        Trial.objects.filter(session__rater=rater, is_qualification=True).select_related("image__image_set", "response")
+    )
+    if not trials or any(not hasattr(trial, "response") for trial in trials):
+        return None
+    right = sum(bool(study.protocol.correct(trial=trial, response=trial.response)) for trial in trials)
+    passed = right / len(trials) >= study.qualification_pass
+    if not passed and not rater.screened_out:
+        rater.screened_out = (
+            f"qualification: {right} of {len(trials)} right, below the pass mark of {study.qualification_pass:.0%}"
+        )
+        rater.save(update_fields=["screened_out"])
+    return passed
+
+
+def rater_colour_screen(*, rater: Rater, answers: list[int | None]) -> bool:
+    """Score the hue-discrimination screen; a rater below its pass mark is screened out."""
+    plates = colour_screen.colour_plates(seed=session_seed(study_seed=rater.study.seed, rater_id=rater.pk))
+    score = colour_screen.colour_screen_score(plates=plates, answers=answers)
+    rater.colour_screen_score = score
+    fields = ["colour_screen_score"]
+    if score < colour_screen.PASS_MARK and not rater.screened_out:
+        rater.screened_out = f"colour screen: {score} of {len(plates)} plates, below {colour_screen.PASS_MARK}"
+        fields.append("screened_out")
+    rater.save(update_fields=fields)
+    return score >= colour_screen.PASS_MARK

@@ -16,5 +16,6 @@ urlpatterns = [
     path("<str:token>/i/<str:trial_token>/r", views.image_right, name="image_right"),
     path("<str:token>/done/", views.complete, name="complete"),
     path("<str:token>/consent/", views.consent, name="consent"),
+    path("<str:token>/screen/", views.screen, name="screen"),
     path("<str:token>/withdraw/", views.withdraw, name="withdraw"),
 ]

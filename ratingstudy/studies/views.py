@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ratingstudy.errors import ApplicationError
-from ratingstudy.studies import rendering
+from ratingstudy.studies import colour_screen, rendering
 from ratingstudy.studies.forms import AnswerForm, ProfileForm
 from ratingstudy.studies.models import (
     FIXATION_MS,
@@ -30,6 +30,7 @@ from ratingstudy.studies.models import (
     Study,
     Trial,
 )
+from ratingstudy.studies.sampling import session_seed
 from ratingstudy.studies.selectors import (
     InvitationRefused,
     practice_feedback,
@@ -43,8 +44,10 @@ from ratingstudy.studies.selectors import (
 )
 from ratingstudy.studies.services import (
     AlreadyAnswered,
+    rater_colour_screen,
     rater_consent,
     rater_profile_update,
+    rater_qualification_evaluate,
     rater_withdraw,
     rating_submit,
     session_start,
@@ -187,6 +190,10 @@ def trial(request: HttpRequest, rater: Rater) -> HttpResponse:
         return redirect("studies:invitation", token=rater.token)
     if rater_needs_consent(rater=rater):
         return redirect("studies:consent", token=rater.token)
+    if rater.screened_out:
+        return render(request, "studies/screened.html", {"rater": rater, "study": rater.study})
+    if rater.study.colour_screen and rater.colour_screen_score is None:
+        return redirect("studies:screen", token=rater.token)
     session = session_of_rater(rater=rater)
     if session is None:
         try:
@@ -217,6 +224,8 @@ def answer(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse
     except ApplicationError as exc:
         form.add_error(None, exc.message)
         return _render_trial(request, rater, current, form, status=400)
+    if current.is_qualification:
+        rater_qualification_evaluate(rater=rater)
     if current.is_practice:
         return redirect("studies:feedback", token=rater.token, trial_token=current.token)
     return redirect("studies:trial", token=rater.token)
@@ -288,6 +297,25 @@ def consent(request: HttpRequest, rater: Rater) -> HttpResponse:
         return redirect("studies:trial", token=rater.token)
     context = {"rater": rater, "study": rater.study, "missing": missing}
     return render(request, "studies/consent.html", context, status=400 if missing else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@rater_view
+def screen(request: HttpRequest, rater: Rater) -> HttpResponse:
+    """The hue-discrimination screen (when the study asks for it), before the first trial."""
+    if not rater.study.colour_screen or rater.colour_screen_score is not None:
+        return redirect("studies:trial", token=rater.token)
+    plates = colour_screen.colour_plates(seed=session_seed(study_seed=rater.study.seed, rater_id=rater.pk))
+    if request.method == "POST":
+        answers = [_int_or_none(request.POST.get(f"plate_{i}")) for i in range(len(plates))]
+        rater_colour_screen(rater=rater, answers=answers)
+        return redirect("studies:trial", token=rater.token)
+    context = {"rater": rater, "study": rater.study, "plates": plates, "pass_mark": colour_screen.PASS_MARK}
+    return render(request, "studies/screen.html", context)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
 
 
 @require_http_methods(["GET", "POST"])

@@ -15,6 +15,7 @@ const POINT_STYLE = { fill: "#ffd400", fillOpacity: 0.9, stroke: "#111111", stro
 const BOX_STYLE = { fill: "#ffd400", fillOpacity: 0.12, stroke: "#ffd400", strokeWidth: 2 };
 
 let active = null;
+let pointsAdded = 0;
 
 const isPoint = (annotation) => annotation.bodies.some((body) => body.purpose === "tagging" && body.value === POINT_TAG);
 const clamp = (value) => Math.min(1, Math.max(0, value));
@@ -31,14 +32,15 @@ const TOOLBAR = `
   <button type="button" data-action="clear" disabled>Clear all</button>`;
 
 /**
- * Let the rater mark regions on the viewer's image: points (a click in point mode) and boxes (a drag in box
- * mode), with a toolbar in `container` (keys P and B switch the modes, Escape leaves them, Delete or
- * Backspace removes the selected mark). Every change writes the marks to the hidden input `output` as JSON,
- * `[{"type": "point", x, y}, {"type": "box", x, y, w, h}]`, and calls onChange(marks).
+ * Let the rater mark regions on the viewer's (open) image: points, a click in point mode, and boxes, a drag
+ * in box mode. A toolbar is added to `container`, which is shown until disable(): keys P and B switch the
+ * modes on and off, Escape leaves them, Delete or Backspace removes the selected mark. Every change writes
+ * the marks to the hidden input `output` as JSON, `[{"type": "point", x, y}, {"type": "box", x, y, w, h}]`
+ * (upper-left corner, width and height, clamped to the image), and calls onChange(marks).
  *
  * While a mode is on, a drag draws (box) or does nothing (point) instead of panning; with no mode, a drag
- * pans and a click selects a mark. Returns { setMode(mode), disable(), marks }; marking is one per page, so
- * a second call returns the active one.
+ * pans and a click selects a mark. Returns { setMode, disable, marks }: setMode("point" | "box" | null),
+ * where the mode that is on switches it off. Marking is one per page: a second call returns the active one.
  */
 export function enableMarking(viewer, { container, output, onChange = () => {} }) {
   if (active) return active;
@@ -61,6 +63,7 @@ export function enableMarking(viewer, { container, output, onChange = () => {} }
   toolbar.setAttribute("aria-label", "Mark what gave it away");
   toolbar.innerHTML = TOOLBAR;
   container.append(toolbar);
+  container.hidden = false;
   const modeButtons = Array.from(toolbar.querySelectorAll("[data-mode]"));
   const deleteButton = toolbar.querySelector("[data-action=delete]");
   const clearButton = toolbar.querySelector("[data-action=clear]");
@@ -111,7 +114,7 @@ export function enableMarking(viewer, { container, output, onChange = () => {} }
     if (anno.state.store.getAt(centre.x, centre.y)) return; // a click on a mark selects it
     const half = toImage(position.plus(new OSD.Point(POINT_PX / 2, POINT_PX / 2))).minus(centre);
     const [minX, minY, maxX, maxY] = [centre.x - half.x, centre.y - half.y, centre.x + half.x, centre.y + half.y];
-    const id = crypto.randomUUID();
+    const id = `point-${++pointsAdded}`; // unique in the page is enough
     anno.state.store.addAnnotation({
       id,
       bodies: [{ id: `${id}-type`, annotation: id, purpose: "tagging", value: POINT_TAG }],
@@ -177,13 +180,14 @@ export function enableMarking(viewer, { container, output, onChange = () => {} }
     get marks() {
       return JSON.parse(output.value);
     },
-    /** Remove every mark and the toolbar, empty the output, give OpenSeadragon its mouse back. */
+    /** Remove every mark and the toolbar, hide the container, empty the output, let the mouse pan again. */
     disable() {
       for (const [name, handler] of Object.entries(handlers)) viewer.removeHandler(name, handler);
       document.removeEventListener("keydown", onKeyDown);
       anno.state.store.unobserve(write);
       anno.destroy();
       toolbar.remove();
+      container.hidden = true;
       restorePanning();
       output.value = "";
       active = null;
