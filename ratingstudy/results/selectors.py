@@ -34,6 +34,7 @@ from django.db.models import Count, Max, Q, QuerySet
 
 from ratingstudy.catalog.models import Image, ImageSet
 from ratingstudy.results import stats
+from ratingstudy.results.analyses import protocol_sections
 from ratingstudy.results.models import ImageMetric, MetricReport
 from ratingstudy.results.reports import metric_sort_key, report_aggregates
 from ratingstudy.studies.models import Rater, Response, Study, Trial
@@ -560,6 +561,7 @@ def study_results(*, study: Study, filters: ResultFilters | None = None) -> dict
         "by_role": _by_rater_group(data, raters, groups, lambda r: r.get_role_display() if r.role else NO_EXPERIENCE),
         "spearman": spearman,
         "scatter": scatter,
+        "protocol": protocol_sections(study=study, excluded=excluded, include_practice=filters.include_practice),
     }
 
 
@@ -897,3 +899,52 @@ def study_manifest(*, study: Study, filters: ResultFilters | None = None) -> dic
         "columns": {"responses": RESPONSE_COLUMNS},
         "software": _versions(),
     }
+
+
+def study_group_mean_image(*, study: Study, group: str, limit: int = 200) -> np.ndarray | None:
+    """The pixel mean of up to ``limit`` of a group's served renders (what raters saw), or None."""
+    from django.core.files.storage import default_storage
+
+    from ratingstudy.studies.models import Render
+    from ratingstudy.studies.rendering import decode_served
+
+    _, sets = _study_groups(study)
+    names = list(
+        Render.objects.filter(presentation=study.presentation.key, image__image_set__in=sets.get(group, []))
+        .order_by("image_id")
+        .values_list("name", flat=True)[:limit]
+    )
+    if not names:
+        return None
+    total = None
+    for name in names:
+        with default_storage.open(name, "rb") as fh:
+            pixels = decode_served(fh.read()).astype(np.float64)
+        total = pixels if total is None else total + pixels
+    return np.clip(np.rint(total / len(names)), 0, 255).astype(np.uint8)
+
+
+def marks_export_rows(*, study: Study) -> Iterator[tuple]:
+    """Every mark of the study, one row each (attention checks and qualification included, flagged)."""
+    rows = (
+        Response.objects.filter(trial__session__study=study)
+        .exclude(marks=[])
+        .order_by("trial__session_id", "trial__index")
+        .values_list(
+            "trial__session__rater_id", "trial__index", "trial__image_id", "trial__image__image_set__kind",
+            "trial__image__image_set__model_name", "trial__image__image_set__name", "trial__is_practice",
+            "trial__attention_check", "marks",
+        )
+    )  # fmt: skip
+    for rater, index, image, kind, model, set_name, practice, check, marks in rows.iterator(chunk_size=2000):
+        group = group_name(kind=kind, model_name=model, set_name=set_name)
+        for number, mark in enumerate(marks):
+            yield (
+                rater_pseudonym(rater), index, image, group, practice, check, number, mark["type"], mark["x"], mark["y"],
+                mark.get("w"), mark.get("h"),
+            )  # fmt: skip
+
+
+MARK_COLUMNS = [
+    "rater_id", "trial_index", "image_id", "model", "is_practice", "attention_check", "mark", "type", "x", "y", "w", "h",
+]  # fmt: skip

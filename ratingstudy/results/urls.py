@@ -16,4 +16,6 @@ urlpatterns = [
     path("<int:study_id>/images.<str:fmt>", views.export_images, name="export_images"),
     path("<int:study_id>/models.<str:fmt>", views.export_models, name="export_models"),
     path("<int:study_id>/manifest.json", views.export_manifest, name="export_manifest"),
+    path("<int:study_id>/marks.<str:fmt>", views.export_marks, name="export_marks"),
+    path("<int:study_id>/marks/<str:group>.png", views.marks_heatmap, name="marks_heatmap"),
 ]

@@ -14,6 +14,7 @@ import math
 from functools import wraps
 from pathlib import Path
 
+import numpy as np
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -24,7 +25,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from ratingstudy.errors import ApplicationError
-from ratingstudy.results import selectors
+from ratingstudy.results import protocols, selectors
+from ratingstudy.results.analyses import marks_by_group, protocol_answers
 from ratingstudy.results.exports import streaming_response
 from ratingstudy.studies.models import Study
 from ratingstudy.studies.selectors import studies_visible_to
@@ -189,6 +191,33 @@ def export_manifest(request: HttpRequest, study: Study) -> JsonResponse:
     response = JsonResponse(selectors.study_manifest(study=study, filters=filters), json_dumps_params={"indent": 2})
     response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-manifest.json"'
     return response
+
+
+@study_access("studies.view_results")
+@require_GET
+def marks_heatmap(request: HttpRequest, study: Study, group: str) -> HttpResponse:
+    """Where raters marked a group's images as giving themselves away, over the group's mean image (PNG)."""
+    excluded = set() if _flag(request, "include_failed") else set(selectors.study_check_outcomes(study=study)[1])
+    answers = protocol_answers(study=study, excluded=excluded, include_practice=_flag(request, "include_practice"))
+    marked = marks_by_group(answers)
+    mean = selectors.study_group_mean_image(study=study, group=group)
+    if mean is None:
+        raise Http404(f"no images of {group!r} in this study")
+    points, boxes = marked.get(group, (np.zeros((0, 2)), np.zeros((0, 4))))
+    density = protocols.marks_density(points=points, boxes=boxes)
+    response = HttpResponse(protocols.heatmap_png(density=density, mean_image=mean), content_type="image/png")
+    response["Content-Disposition"] = f'inline; filename="study-{study.pk}-marks-{group}.png"'
+    return response
+
+
+@study_access("studies.export_results")
+@require_GET
+def export_marks(request: HttpRequest, study: Study, fmt: str) -> HttpResponse:
+    """Every mark of the study, one row each."""
+    _export_format(fmt)
+    return streaming_response(
+        filename=f"study-{study.pk}-marks", header=selectors.MARK_COLUMNS, rows=selectors.marks_export_rows(study=study), fmt=fmt
+    )
 
 
 def _export_format(fmt: str) -> None:

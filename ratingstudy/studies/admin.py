@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 
 from django import forms
 from django.contrib import admin, messages
@@ -25,6 +26,7 @@ from ratingstudy.studies.services import (
     study_new_version,
     study_render,
 )
+from ratingstudy.studies.tasks import TASK_OPTIONS, get_task, task_names
 
 
 def issued_links_response(request: HttpRequest, *, title: str, raters: list[Rater]) -> TemplateResponse:
@@ -85,12 +87,32 @@ class StudyForm(forms.ModelForm):
             "exclude_after_failed_checks",
             "exclude_failed_share",
             "exposure_ms",
+            "confidence_levels",
+            "ask_subtype",
+            "noninferiority_margin",
+            "staircase_ladder",
+            "staircase_down",
+            "staircase_up",
+            "qualification_trials",
+            "qualification_pass",
+            "colour_screen",
             "seed",
             "instructions",
             "consent_text",
             "withdrawal",
             "collaborators",
         ]
+
+    class Media:
+        js = ["studies/design_form.js"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "task" in self.fields:  # the design form shows only the options of the chosen task
+            self.fields["task"].widget.attrs["data-task-options"] = json.dumps(
+                {name: list(get_task(name).options) for name in task_names()}
+            )
+            self.fields["task"].widget.attrs["data-all-options"] = json.dumps(list(TASK_OPTIONS))
 
     def clean(self) -> dict:
         data = super().clean()
@@ -162,6 +184,12 @@ class StudyAdmin(admin.ModelAdmin):
                 "fields": [
                     "task",
                     "ask_confidence",
+                    "confidence_levels",
+                    "ask_subtype",
+                    "noninferiority_margin",
+                    "staircase_ladder",
+                    "staircase_down",
+                    "staircase_up",
                     "images_per_rater",
                     "balance",
                     "raters_per_image",
@@ -171,6 +199,9 @@ class StudyAdmin(admin.ModelAdmin):
                     "repeat_checks",
                     "exclude_after_failed_checks",
                     "exclude_failed_share",
+                    "qualification_trials",
+                    "qualification_pass",
+                    "colour_screen",
                     "exposure_ms",
                     "seed",
                 ]

@@ -50,7 +50,10 @@ def change_post(study: Study, **changes: object) -> dict:
         "canvas_height": study.canvas_height, "fit": study.fit, "jpeg_quality": study.jpeg_quality or "",
         "real_image_sets": [s.pk for s in study.real_image_sets.all()],
         "generated_image_sets": [s.pk for s in study.generated_image_sets.all()],
-        "is_open": "on" if study.is_open else "", "new_invitations": "0", **INLINE,
+        "is_open": "on" if study.is_open else "", "new_invitations": "0", "confidence_levels": study.confidence_levels,
+        "noninferiority_margin": study.noninferiority_margin, "staircase_ladder": study.staircase_ladder,
+        "staircase_down": study.staircase_down, "staircase_up": study.staircase_up,
+        "qualification_trials": study.qualification_trials, "qualification_pass": study.qualification_pass, **INLINE,
     }  # fmt: skip
     data.update(changes)
     return {key: value for key, value in data.items() if value != ""}

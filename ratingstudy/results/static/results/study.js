@@ -93,7 +93,17 @@
     }, config);
   }
 
+  // Each protocol's own charts (2AFC, diagnosis, staircase, ROC...), as the server describes them.
+  function drawProtocol() {
+    for (const section of results.protocol || []) {
+      if (section.chart && document.getElementById(section.chart.id)) {
+        Plotly.react(section.chart.id, section.chart.traces, section.chart.layout, config);
+      }
+    }
+  }
+
   function drawAll() {
+    drawProtocol();
     drawScores();
     drawDistribution();
     drawAgreement();

@@ -1,6 +1,7 @@
 // Trial and practice-feedback pages: when the image (or a 2AFC pair of images) is shown and hidden
 // (timed studies: fixation cross, exposure, backward mask), keyboard answers, one submission carrying
 // the browser's timings. Knows nothing about an image but its opaque URL.
+import { disableMarking, enableMarking } from "./marks.js";
 import { openViewer } from "./viewer.js";
 
 /** The backward mask is drawn in blocks of this many CSS pixels. */
@@ -215,6 +216,27 @@ function wireSubtypes() {
 }
 
 if (form) wireSubtypes();
+
+/** The "mark" task: once the image is shown, answering "generated" opens the marking tools. */
+function wireMarks() {
+  const tools = form.querySelector("#marks-tools");
+  if (!tools) return;
+  const output = tools.querySelector("input[name=marks]");
+  const update = () => {
+    const generated = form.querySelector("input[name=judged_real]:checked")?.value === "generated";
+    if (generated && state.shownAt !== null && !state.masked && window.ratingViewer) {
+      enableMarking(window.ratingViewer, { container: tools, output });
+    } else {
+      disableMarking();
+      output.value = "[]";
+    }
+  };
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "judged_real") update();
+  });
+}
+
+if (form) wireMarks();
 
 if (continueLink) continueLink.focus();
 if (form) wireAnswerForm();
