@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -226,3 +227,22 @@ def test_each_task_is_created_from_json(tmp_path, task):
     call_command("study_create", str(path), "--raters", "1", stdout=out)
     study = Study.objects.get(name=f"{task} study")
     assert study.task == task and out.getvalue().splitlines()[0] == str(study.pk)
+
+
+@pytest.mark.parametrize("task", ["2afc", "diagnosis", "mark", "staircase"])
+def test_each_task_is_created_through_the_admin_with_its_own_options(admin_client, tmp_path, task):
+    from tests.ratingstudy.studies.test_admin import study_post
+
+    template = study_make(directory=tmp_path, name="template")
+    page = admin_client.get(reverse("admin:studies_study_add")).content.decode()
+    assert "studies/design_form.js" in page and "data-task-options" in page
+    options = json.loads(re.search(r'data-task-options="([^"]+)"', page).group(1).replace("&quot;", '"'))
+    assert "noninferiority_margin" in options["diagnosis"] and "noninferiority_margin" not in options["2afc"]
+    assert "staircase_ladder" in options["staircase"] and "exposure_ms" not in options["staircase"]
+    created = admin_client.post(
+        reverse("admin:studies_study_add"),
+        study_post(template, name=f"admin {task}", task=task, new_invitations=0, practice_trials=0,
+                   corrupted_checks=0, repeat_checks=0),  # fmt: skip
+    )
+    assert created.status_code == 302, created.content.decode()[:2000]
+    assert Study.objects.get(name=f"admin {task}").task == task
