@@ -13,7 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from ratingstudy.studies.models import Rater, Session, Study
+from ratingstudy.studies.models import DESIGN_FIELDS, Rater, Session, Study
 from ratingstudy.studies.selectors import raters_needed, session_progress, studies_visible_to
 from ratingstudy.studies.services import (
     design_changes_locked,
@@ -64,44 +64,7 @@ class StudyForm(forms.ModelForm):
 
     class Meta:
         model = Study
-        fields = [
-            "name",
-            "is_open",
-            "description",
-            "real_image_sets",
-            "generated_image_sets",
-            "practice_image_sets",
-            "canvas_width",
-            "canvas_height",
-            "fit",
-            "jpeg_quality",
-            "task",
-            "ask_confidence",
-            "images_per_rater",
-            "balance",
-            "raters_per_image",
-            "practice_trials",
-            "practice_holdout",
-            "corrupted_checks",
-            "repeat_checks",
-            "exclude_after_failed_checks",
-            "exclude_failed_share",
-            "exposure_ms",
-            "confidence_levels",
-            "ask_subtype",
-            "noninferiority_margin",
-            "staircase_ladder",
-            "staircase_down",
-            "staircase_up",
-            "qualification_trials",
-            "qualification_pass",
-            "colour_screen",
-            "seed",
-            "instructions",
-            "consent_text",
-            "withdrawal",
-            "collaborators",
-        ]
+        fields = [*DESIGN_FIELDS, "real_image_sets", "generated_image_sets", "practice_image_sets", "collaborators"]
 
     class Media:
         js = ["studies/design_form.js"]

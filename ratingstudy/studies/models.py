@@ -78,6 +78,15 @@ class StudyDesign:
     paired: bool = False  # 2AFC: each analysed trial is a generated image beside a real one
 
 
+#: Study fields a design sets (the admin form's and the ``study_create`` JSON's, besides the image sets).
+DESIGN_FIELDS = (
+    "name", "description", "task", "ask_confidence", "instructions", "consent_text", "images_per_rater", "balance",
+    "raters_per_image", "practice_trials", "practice_holdout", "corrupted_checks", "repeat_checks", "exposure_ms",
+    "seed", "is_open", "canvas_width", "canvas_height", "fit", "jpeg_quality", "exclude_after_failed_checks",
+    "exclude_failed_share", "withdrawal", "confidence_levels", "ask_subtype", "noninferiority_margin",
+    "staircase_ladder", "staircase_down", "staircase_up", "qualification_trials", "qualification_pass", "colour_screen",
+)  # fmt: skip
+
 #: Fields that change what a rater sees or how trials are drawn: locked once a study has a response
 #: (a new design version, a copy, takes the change). Not locked: the name and description, whether it
 #: is open, the consent text (versioned on its own, raters agree again), the exclusion rule (analysis

@@ -129,3 +129,52 @@ def test_a_rater_completes_the_protocol_and_its_analysis_is_drawn(live_server, b
     page.screenshot(path=str(artifacts_dir / f"results-{task}.png"), full_page=True)
     assert not errors, errors
     context.close()
+
+
+def test_screen_qualification_and_a_six_level_confidence_feed_the_roc(live_server, browser, tmp_path):
+    from ratingstudy.studies import colour_screen
+    from ratingstudy.studies.sampling import session_seed
+
+    study = study_make(
+        directory=tmp_path, task="real_fake", ask_confidence=True, confidence_levels=6, colour_screen=True,
+        practice_trials=1, qualification_trials=2, qualification_pass=0.5, practice_holdout=0.4, **{
+            k: v for k, v in SMALL.items() if k != "practice_trials"
+        },
+    )  # fmt: skip
+    rater = raters_create(study=study, count=1)[0]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    start(page, live_server.url + rater.get_absolute_url())
+
+    # The colour screen: the odd patch of every plate.
+    expect(page.get_by_role("heading", name="A short colour check")).to_be_visible()
+    plates = colour_screen.colour_plates(seed=session_seed(study_seed=study.seed, rater_id=rater.pk))
+    for number, plate in enumerate(plates):
+        page.locator(f"input[name=plate_{number}][value='{plate.odd}']").check()
+    page.get_by_role("button", name="Continue").click()
+
+    # Practice (with feedback), then the qualification block, answered right from the truth.
+    trials = list(Session.objects.get(rater=rater).trials.select_related("image__image_set").order_by("index"))
+    for trial in trials:
+        wait_until(page, SHOWN)
+        truth = trial.image.image_set.kind == "real"
+        page.keyboard.press("r" if truth != (trial.index == 4) else "f")  # one main answer wrong
+        page.keyboard.press(str(1 + trial.index % 6))  # confidence 1-6 by digit
+        page.keyboard.press("Enter")
+        if trial.is_practice:
+            expect(page.get_by_role("heading", name="Practice feedback")).to_be_visible()
+            page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
+    rater.refresh_from_db()
+    assert rater.colour_screen_score == len(plates) and not rater.screened_out
+    responses = Response.objects.filter(trial__session__rater=rater).order_by("trial__index")
+    assert [r.confidence for r in responses] == [1 + t.index % 6 for t in trials]
+
+    client = Client()
+    client.force_login(staff_user())
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page.goto(f"{live_server.url}/results/{study.pk}/")
+    expect(page.locator("#chart-roc .main-svg").first).to_be_visible()
+    assert not errors, errors
+    page.close()

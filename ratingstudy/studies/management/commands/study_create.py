@@ -26,44 +26,9 @@ from django.db import models, transaction
 
 from ratingstudy.catalog.models import ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.studies.models import Study
+from ratingstudy.studies.models import DESIGN_FIELDS, Study
 from ratingstudy.studies.services import raters_create, study_create
 
-#: Study fields a design file may set (the model's names).
-DESIGN_FIELDS = (
-    "name",
-    "description",
-    "task",
-    "ask_confidence",
-    "instructions",
-    "consent_text",
-    "images_per_rater",
-    "balance",
-    "raters_per_image",
-    "practice_trials",
-    "practice_holdout",
-    "corrupted_checks",
-    "repeat_checks",
-    "exposure_ms",
-    "seed",
-    "is_open",
-    "canvas_width",
-    "canvas_height",
-    "fit",
-    "jpeg_quality",
-    "exclude_after_failed_checks",
-    "exclude_failed_share",
-    "withdrawal",
-    "confidence_levels",
-    "ask_subtype",
-    "noninferiority_margin",
-    "staircase_ladder",
-    "staircase_down",
-    "staircase_up",
-    "qualification_trials",
-    "qualification_pass",
-    "colour_screen",
-)
 #: The study's image sets, given by name; the kind each must have (None: any kind).
 SET_FIELDS: dict[str, str | None] = {
     "real_image_sets": ImageSet.Kind.REAL,
