@@ -28,6 +28,8 @@ class Progress:
     practice_total: int
     main_done: int
     main_total: int
+    qualification_done: int = 0
+    qualification_total: int = 0
 
     @property
     def in_practice(self) -> bool:
@@ -35,9 +37,11 @@ class Progress:
 
     @property
     def current_label(self) -> str:
-        """The next trial's place, e.g. "Practice 2 of 4" or "Image 7 of 44"."""
+        """The next trial's place, e.g. "Practice 2 of 4", "Qualification 1 of 5" or "Image 7 of 44"."""
         if self.in_practice:
             return f"Practice {self.practice_done + 1} of {self.practice_total}"
+        if self.qualification_done < self.qualification_total:
+            return f"Qualification {self.qualification_done + 1} of {self.qualification_total}"
         return f"Image {min(self.main_done + 1, self.main_total)} of {self.main_total}"
 
     @property
@@ -46,8 +50,9 @@ class Progress:
 
     @property
     def percent(self) -> int:
-        total = self.practice_total + self.main_total
-        return round(100 * (self.practice_done + self.main_done) / total) if total else 100
+        total = self.practice_total + self.qualification_total + self.main_total
+        done = self.practice_done + self.qualification_done + self.main_done
+        return round(100 * done / total) if total else 100
 
 
 def rater_get(*, token: str) -> Rater:
@@ -121,8 +126,10 @@ def session_progress(*, session: Session) -> Progress:
     counts = session.trials.aggregate(
         practice_done=Count("pk", filter=Q(is_practice=True) & answered),
         practice_total=Count("pk", filter=Q(is_practice=True)),
-        main_done=Count("pk", filter=Q(is_practice=False) & answered),
-        main_total=Count("pk", filter=Q(is_practice=False)),
+        qualification_done=Count("pk", filter=Q(is_qualification=True) & answered),
+        qualification_total=Count("pk", filter=Q(is_qualification=True)),
+        main_done=Count("pk", filter=Q(is_practice=False, is_qualification=False) & answered),
+        main_total=Count("pk", filter=Q(is_practice=False, is_qualification=False)),
     )
     return Progress(**counts)
 

@@ -156,7 +156,9 @@ def test_screen_qualification_and_a_six_level_confidence_feed_the_roc(live_serve
 
     # Practice (with feedback), then the qualification block, answered right from the truth.
     trials = list(Session.objects.get(rater=rater).trials.select_related("image__image_set").order_by("index"))
-    for trial in trials:
+    labels = ["Practice 1 of 1", "Qualification 1 of 2", "Qualification 2 of 2"] + [f"Image {n} of 4" for n in range(1, 5)]
+    for trial, label in zip(trials, labels, strict=True):
+        expect(page.locator("#progress-label")).to_have_text(label)
         wait_until(page, SHOWN)
         truth = trial.image.image_set.kind == "real"
         page.keyboard.press("r" if truth != (trial.index == 4) else "f")  # one main answer wrong
