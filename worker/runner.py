@@ -1,14 +1,16 @@
 """Runs one job: loads the row, calls ganlab with a progress callback that writes to
 the row, and registers what it produced through ratingstudy services.
 
-This is the only place where Django and PyTorch meet.
+This is the only place where Django and PyTorch meet. Inputs come from storage and
+outputs go back to it (checkpoints through :mod:`worker.checkpoints`), so the job's
+local folder under ``JOBS_DIR`` is a cache that no other machine needs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-import socket
 import threading
 import time
 import traceback
@@ -27,6 +29,13 @@ from ratingstudy.jobs.services import (
     job_heartbeat,
     job_log,
     job_progress_record,
+)
+from worker.checkpoints import (
+    CHUNK,
+    CheckpointSync,
+    checkpoint_restore,
+    checkpoint_store,
+    checkpoint_superseded,
 )
 
 log = logging.getLogger(__name__)
@@ -52,8 +61,10 @@ def local_copy(name: str, target: Path) -> Path:
     except NotImplementedError:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            with default_storage.open(name, "rb") as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            partial = target.with_name(target.name + ".download")
+            with default_storage.open(name, "rb") as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+            os.replace(partial, target)  # a killed download never passes for a whole file
         return target
 
 
@@ -161,13 +172,33 @@ def train_config_for(job: Job, folder: Path) -> Any:
     )
 
 
-def _store_checkpoint(job: Job, path: Path, sha256: str) -> str:
-    """Copy a checkpoint into storage (so other machines and the admin can fetch it)."""
-    name = f"checkpoints/job-{job.pk}/{sha256}.pt"
-    if not default_storage.exists(name):
-        with open(path, "rb") as fh:
-            name = default_storage.save(name, File(fh))
-    return name
+def rebase_checkpoint_inputs(path: Path, config: Any) -> bool:
+    """Point a checkpoint written on another machine at this machine's copies of its inputs.
+
+    A training config names its input images by local path (``JOBS_DIR/job-N/inputs/``),
+    which differs between machines, and ganlab refuses to resume a run whose inputs
+    changed. The copies are named by their content's sha256, so when the file names match
+    one for one the inputs are the same images and only the folder moved: the checkpoint's
+    paths are rewritten. Different images are left for ganlab to refuse. Returns whether
+    the checkpoint was rewritten.
+    """
+    from ganlab.train.runtime import load_checkpoint, save_atomic
+
+    saved = load_checkpoint(path)
+    current = config.to_dict()
+    moved = {}
+    for key in ("domain_x", "domain_y"):
+        before, now = saved["config"].get(key) or [], current[key]
+        if before == now:
+            continue
+        if [Path(p).name for p in before] != [Path(p).name for p in now]:
+            return False
+        moved[key] = now
+    if not moved:
+        return False
+    saved["config"].update(moved)
+    save_atomic(saved, path)
+    return True
 
 
 def run_train(job: Job, heartbeat: Heartbeat) -> None:
@@ -178,37 +209,44 @@ def run_train(job: Job, heartbeat: Heartbeat) -> None:
     config = train_config_for(job, folder)
     device = str(select_device(config.device))
     latest = folder / "latest.pt"
-    if job.attempts > 1:
+    restored = checkpoint_restore(job=job, path=latest)
+    if restored is not None:
+        note = restored.describe()
+        if restored.downloaded and rebase_checkpoint_inputs(latest, config):
+            note += "; its input paths now point at this machine's copies"
         job_log(
             job_id=job.pk,
-            line=f"attempt {job.attempts}: "
-            + (
-                f"resuming from {latest.name}"
-                if latest.exists()
-                else "no checkpoint was written yet; starting from scratch"
-            ),
+            line=f"attempt {job.attempts} on {job.worker_host}: resuming from {latest.name} ({note})",
         )
-    result = train(
-        config,
-        out_dir=folder,
-        on_progress=_progress_writer(job, device),
-        resume=True,
-        stop_event=heartbeat.cancel,
-    )
-    stored = _store_checkpoint(job, result.checkpoint, result.checkpoint_sha256)
-    outcome = result.to_dict()
+    elif job.attempts > 1:
+        job_log(
+            job_id=job.pk,
+            line=f"attempt {job.attempts} on {job.worker_host}: no checkpoint was written yet; "
+            "starting from scratch",
+        )
+    with CheckpointSync(job.pk, latest):
+        result = train(
+            config,
+            out_dir=folder,
+            on_progress=_progress_writer(job, device),
+            resume=True,
+            stop_event=heartbeat.cancel,
+        )
+    stored, sha256 = checkpoint_store(job_id=job.pk, path=result.checkpoint)
+    previous = Job.objects.values_list("checkpoint", flat=True).get(pk=job.pk)
     job_log(
         job_id=job.pk,
-        line=f"{'cancelled' if result.cancelled else 'finished'} after {result.epochs_done} epoch(s); checkpoint {result.checkpoint_sha256[:12]}",
+        line=f"{'cancelled' if result.cancelled else 'finished'} after {result.epochs_done} epoch(s); checkpoint {sha256[:12]}",
     )
     job_finish(
         job_id=job.pk,
         status=Job.Status.CANCELLED if result.cancelled else Job.Status.SUCCEEDED,
-        result=outcome,
+        result=result.to_dict(),
         checkpoint=stored,
-        checkpoint_sha256=result.checkpoint_sha256,
+        checkpoint_sha256=sha256,
         device=result.device,
     )
+    checkpoint_superseded(job_id=job.pk, previous=previous, current=stored)
 
 
 def local_checkpoint(job: Job, folder: Path) -> Path:
@@ -217,9 +255,10 @@ def local_checkpoint(job: Job, folder: Path) -> Path:
 
 
 def generated_model_name(train_job: Job) -> str:
-    """How a generated set is grouped in results: the experiment, else preset (+ '-ss')."""
+    """How a generated set is grouped in results: the experiment's model (its name, plus the
+    grid values that set this model apart in a sweep), else the preset (+ '-ss')."""
     if train_job.experiment_id:
-        return train_job.experiment.name
+        return train_job.experiment.model_name_for(train_job.config)
     cfg = train_job.config
     return cfg["preset"] + ("-ss" if cfg.get("semi_supervised") else "")
 
@@ -467,7 +506,7 @@ def run_classify(job: Job, heartbeat: Heartbeat) -> None:
     report = evaluate(
         output=folder / "report.json", classifiers={name: predictions}, seed=cfg["seed"]
     )
-    stored = _store_checkpoint(job, result.checkpoint, result.checkpoint_sha256)
+    stored, _ = checkpoint_store(job_id=job.pk, path=result.checkpoint)
     scores = {
         k: report["classifiers"][name][k]
         for k in ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")
@@ -496,9 +535,13 @@ def _failure_message(exc: BaseException, job: Job) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def run_job(job_id: int) -> str:
-    """Run job ``job_id`` to a final status; returns that status (or 'skipped')."""
-    job = job_claim(job_id=job_id, worker_host=socket.gethostname())
+def run_job(job_id: int, *, worker_host: str) -> str:
+    """Run job ``job_id`` to a final status; returns that status (or 'skipped').
+
+    ``worker_host`` is the Celery node name (``gpu0@host``), which the worker monitor
+    and the job's log show.
+    """
+    job = job_claim(job_id=job_id, worker_host=worker_host)
     if job is None:
         return "skipped"
     try:

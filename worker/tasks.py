@@ -39,20 +39,20 @@ def ping(token: str) -> dict:
     }
 
 
-@app.task(name="worker.tasks.run_gpu_job")
-def run_gpu_job(job_id: int) -> str:
+@app.task(name="worker.tasks.run_gpu_job", bind=True)
+def run_gpu_job(self, job_id: int) -> str:
     """Training, generation, classification: on the ``gpu`` queue (one task per GPU)."""
     from worker.runner import run_job
 
-    return run_job(job_id)
+    return run_job(job_id, worker_host=self.request.hostname or socket.gethostname())
 
 
-@app.task(name="worker.tasks.run_cpu_job")
-def run_cpu_job(job_id: int) -> str:
+@app.task(name="worker.tasks.run_cpu_job", bind=True)
+def run_cpu_job(self, job_id: int) -> str:
     """Evaluation: on the ``cpu`` queue."""
     from worker.runner import run_job
 
-    return run_job(job_id)
+    return run_job(job_id, worker_host=self.request.hostname or socket.gethostname())
 
 
 @worker_ready.connect

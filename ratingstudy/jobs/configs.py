@@ -13,7 +13,7 @@ from typing import Any
 from ratingstudy.catalog.models import ImageSet
 from ratingstudy.errors import ApplicationError
 
-PRESETS = ("cyclegan", "resnet50-cyclegan", "vgg16-cyclegan", "efficientnet-lite0-cyclegan")
+PRESETS = ("cyclegan", "resnet50-cyclegan", "vgg16-cyclegan", "efficientnet-lite0-cyclegan", "demo")
 CLASSES = ("benign", "malignant")
 ENCODERS = ("efficientnet_lite0", "resnet50", "vgg16")
 
@@ -116,20 +116,59 @@ def default_config(kind: str) -> dict[str, Any]:
     return {name: spec.default for name, spec in SCHEMAS[kind].items()}
 
 
-def validate_job_config(
-    *, kind: str, config: dict[str, Any], input_image_set: ImageSet | None, parent
-) -> dict[str, Any]:
-    """Return the complete config (defaults filled in) or raise ApplicationError naming the field."""
+def validate_fields(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The complete config (defaults filled in), its fields checked against the schema alone."""
     schema = SCHEMAS[kind]
     unknown = sorted(set(config) - set(schema))
     if unknown:
         raise ApplicationError(
             f"{kind} config has unknown field(s) {unknown}; known: {sorted(schema)}"
         )
-    clean = {
+    return {
         name: _coerce(kind, name, spec, config.get(name, spec.default))
         for name, spec in schema.items()
     }
+
+
+#: Largest sweep launched at once (each point is a train, a generate and an evaluate job).
+GRID_MAX_POINTS = 64
+
+
+def validate_grid(*, grid: dict[str, list], axes: tuple[str, ...]) -> dict[str, list]:
+    """A sweep grid: each axis a train config field with a non-empty list of distinct values.
+
+    Values are checked like the train config field they set; the grid may have at most
+    :data:`GRID_MAX_POINTS` points.
+    """
+    unknown = sorted(set(grid) - set(axes))
+    if unknown:
+        raise ApplicationError(f"grid axes {unknown} cannot vary; choose among {list(axes)}")
+    clean: dict[str, list] = {}
+    points = 1
+    for axis in axes:
+        if axis not in grid:
+            continue
+        values = grid[axis]
+        if not isinstance(values, list | tuple) or not values:
+            raise ApplicationError(f"grid axis {axis!r} needs a non-empty list of values")
+        checked = [_coerce("train", axis, SCHEMAS["train"][axis], value) for value in values]
+        if len(set(checked)) != len(checked):
+            raise ApplicationError(f"grid axis {axis!r} lists a value twice: {checked}")
+        clean[axis] = checked
+        points *= len(checked)
+    if points > GRID_MAX_POINTS:
+        raise ApplicationError(
+            f"the grid has {points} points; at most {GRID_MAX_POINTS} may be launched at once "
+            "(split it into several experiments)"
+        )
+    return clean
+
+
+def validate_job_config(
+    *, kind: str, config: dict[str, Any], input_image_set: ImageSet | None, parent
+) -> dict[str, Any]:
+    """Return the complete config (defaults filled in) or raise ApplicationError naming the field."""
+    clean = validate_fields(kind=kind, config=config)
 
     if kind in ("train", "classify"):
         if input_image_set is None or input_image_set.kind != ImageSet.Kind.REAL:

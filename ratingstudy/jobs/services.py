@@ -1,5 +1,7 @@
 """Writes to jobs: launch, cancel, resume, retry (web side) and claim, progress,
-finish (worker side). Every state change goes through here.
+checkpoints, finish (worker side); experiments (sweeps): launch, cancel, and the
+chain that follows each train job with a generate and an evaluate job. Every state
+change goes through here.
 
 Dispatch happens after the surrounding transaction commits, so a worker never
 receives an id whose row it cannot see yet.
@@ -7,6 +9,7 @@ receives an id whose row it cannot see yet.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -16,8 +19,8 @@ from django.utils import timezone
 
 from ratingstudy.catalog.models import ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.jobs.configs import validate_job_config
-from ratingstudy.jobs.models import Experiment, Job
+from ratingstudy.jobs.configs import validate_fields, validate_grid, validate_job_config
+from ratingstudy.jobs.models import Comparison, Experiment, Job
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,16 @@ log = logging.getLogger(__name__)
 TASK_FOR_QUEUE = {"gpu": "worker.tasks.run_gpu_job", "cpu": "worker.tasks.run_cpu_job"}
 HISTORY_LIMIT = 5000  # loss-curve points kept on the row (older ones are thinned)
 LOG_TAIL_CHARS = 20_000
+
+
+def broker_check() -> None:
+    """Refuse at once when no broker is configured (``REDIS_URL`` unset), saying how to start one."""
+    from worker.celery import BrokerNotConfigured, app  # light: imports no torch
+
+    try:
+        app.broker_required()
+    except BrokerNotConfigured as exc:
+        raise ApplicationError(str(exc)) from exc
 
 
 def job_dispatch(*, job: Job) -> None:
@@ -62,7 +75,8 @@ def job_launch(
     parent: Job | None = None,
     experiment: Experiment | None = None,
 ) -> Job:
-    """Validate and create a job, then enqueue it after commit."""
+    """Validate and create a job, then enqueue it after commit (refused when there is no broker)."""
+    broker_check()
     if kind not in Job.Kind.values:
         raise ApplicationError(
             f"unknown job kind {kind!r}; choose one of {', '.join(Job.Kind.values)}"
@@ -190,6 +204,20 @@ def job_progress_record(
         return job.cancel_requested
 
 
+def job_checkpoint_record(*, job_id: int, name: str, sha256: str) -> str:
+    """Point the job at a checkpoint stored under ``name``; returns the name it replaced.
+
+    A training worker records every checkpoint it uploads, so that a worker on another
+    machine can resume the job from storage (and the admin can download it).
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        previous = job.checkpoint
+        job.checkpoint, job.checkpoint_sha256 = name, sha256
+        job.save(update_fields=["checkpoint", "checkpoint_sha256"])
+    return previous
+
+
 def job_log(*, job_id: int, line: str) -> None:
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
@@ -220,6 +248,8 @@ def job_finish(
         for name, value in outputs.items():
             setattr(job, name, value)
         job.save()
+        if status == Job.Status.SUCCEEDED:
+            _experiment_advance(job=job)
     return job
 
 
@@ -255,3 +285,125 @@ def jobs_reap_stale(*, now=None) -> list[Job]:
             job.save()
             reaped.append(job)
     return reaped
+
+
+# --- experiments (sweeps) -------------------------------------------------------------------
+
+
+def experiment_launch(
+    *,
+    name: str,
+    input_image_set: ImageSet,
+    grid: dict[str, list],
+    train_config: dict[str, Any] | None = None,
+    generate_config: dict[str, Any] | None = None,
+    evaluate_config: dict[str, Any] | None = None,
+    comparison: Comparison | None = None,
+    description: str = "",
+    user=None,
+) -> Experiment:
+    """Create an experiment and fan its grid out as train jobs on the ``gpu`` queue.
+
+    Every combination of the grid's values (``Experiment.GRID_AXES``) with the shared
+    ``train_config`` becomes one train job; when one succeeds, the job chain launches its
+    generate job (``generate_config``, over ``input_image_set``) and then its evaluate job.
+    Every grid point is validated before anything is created; one bad point refuses all.
+    """
+    broker_check()
+    if Experiment.objects.filter(name=name).exists():
+        raise ApplicationError(f"an experiment named {name!r} already exists; choose another name")
+    grid = validate_grid(grid=grid, axes=Experiment.GRID_AXES)
+    train_config = dict(train_config or {})
+    both = sorted(set(grid) & set(train_config))
+    if both:
+        raise ApplicationError(
+            f"{both} are grid axes and fixed train settings at once; give each in one place"
+        )
+    experiment = Experiment(
+        name=name,
+        comparison=comparison,
+        description=description,
+        input_image_set=input_image_set,
+        grid=grid,
+        train_config=train_config,
+        generate_config=validate_fields(kind="generate", config=generate_config or {}),
+        evaluate_config=validate_fields(kind="evaluate", config=evaluate_config or {}),
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    configs = [
+        validate_job_config(
+            kind="train",
+            config={**train_config, **dict(zip(grid, values, strict=True))},
+            input_image_set=input_image_set,
+            parent=None,
+        )
+        for values in itertools.product(*grid.values())
+    ]
+    too_long = [n for n in map(experiment.model_name_for, configs) if len(n) > 100]
+    if too_long:
+        raise ApplicationError(
+            f"model names such as {too_long[0]!r} exceed 100 characters; shorten the experiment name"
+        )
+    with transaction.atomic():
+        experiment.save()
+        for config in configs:
+            job_launch(
+                kind=Job.Kind.TRAIN,
+                config=config,
+                user=user,
+                input_image_set=input_image_set,
+                experiment=experiment,
+            )
+    return experiment
+
+
+def experiment_cancel(*, experiment: Experiment) -> list[Job]:
+    """Cancel an experiment: its queued and running jobs are cancelled and its chain stops."""
+    with transaction.atomic():
+        experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
+        if experiment.is_cancelled:
+            raise ApplicationError(f"experiment {experiment.name!r} is already cancelled")
+        experiment.cancelled_at = timezone.now()
+        experiment.save(update_fields=["cancelled_at"])
+        active = experiment.jobs.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+        return [job_cancel(job=job) for job in active.order_by("pk")]
+
+
+#: The job the chain launches after a job of each kind succeeds.
+_CHAIN_NEXT = {Job.Kind.TRAIN: Job.Kind.GENERATE, Job.Kind.GENERATE: Job.Kind.EVALUATE}
+
+
+def _experiment_advance(*, job: Job) -> Job | None:
+    """Launch the next job of an experiment's chain after ``job`` succeeded (once).
+
+    Called inside :func:`job_finish`'s transaction, which holds the row lock of ``job``,
+    so a finish delivered twice cannot launch two children.
+    """
+    next_kind = _CHAIN_NEXT.get(job.kind)
+    if job.experiment_id is None or next_kind is None:
+        return None
+    experiment = job.experiment
+    if experiment.is_cancelled or job.children.filter(kind=next_kind).exists():
+        return None
+    try:
+        child = job_launch(
+            kind=next_kind,
+            config=(
+                experiment.generate_config
+                if next_kind == Job.Kind.GENERATE
+                else experiment.evaluate_config
+            ),
+            user=job.created_by,
+            input_image_set=experiment.input_image_set if next_kind == Job.Kind.GENERATE else None,
+            parent=job,
+            experiment=experiment,
+        )
+    except ApplicationError as exc:
+        job.log_tail = (job.log_tail + f"experiment chain stopped: {exc.message}\n")[
+            -LOG_TAIL_CHARS:
+        ]
+        job.save(update_fields=["log_tail"])
+        return None
+    job.log_tail = (job.log_tail + f"experiment chain: launched {child}\n")[-LOG_TAIL_CHARS:]
+    job.save(update_fields=["log_tail"])
+    return child

@@ -23,7 +23,9 @@ def tiny_set(db) -> ImageSet:
 
 
 @pytest.fixture
-def staff_client(client, django_user_model):
-    user = django_user_model.objects.create_user("researcher", password="pw-123456", is_staff=True)
-    client.force_login(user)
+def staff_client(client):
+    """A researcher who operates jobs (a staff flag alone opens nothing)."""
+    from tests.ratingstudy.jobs.helpers import OPERATOR_PERMISSIONS, staff_with
+
+    client.force_login(staff_with("researcher", *OPERATOR_PERMISSIONS))
     return client

@@ -43,3 +43,22 @@ def wait_status(job_id: int, statuses: set[str], *, worker=None, timeout: float 
         return job if job.status in statuses else None
 
     return wait_for(check, timeout=timeout, what=f"job {job_id} to reach {statuses}", worker=worker)
+
+
+def staff_with(username: str, *permissions: str):
+    """A staff account holding exactly ``permissions`` (``"jobs.operate_job"`` style)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(username, password="pw-123456", is_staff=True)
+    for dotted in permissions:
+        app_label, codename = dotted.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+#: alice operates jobs, bob may only look at them, charlie is staff with no permission.
+OPERATOR_PERMISSIONS = ("jobs.operate_job", "jobs.view_job")
+VIEWER_PERMISSIONS = ("jobs.view_job",)

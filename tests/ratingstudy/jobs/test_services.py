@@ -17,9 +17,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sent(monkeypatch):
-    """Capture what would be sent to the broker (these tests are about the database rows)."""
+    """Capture what would be sent to the broker (these tests are about the database rows).
+
+    A broker URL is configured (launching refuses without one) but never connected to.
+    """
     from worker.celery import app
 
+    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
     calls = []
     monkeypatch.setattr(
         app, "send_task", lambda name, args, queue: calls.append((name, args, queue))
@@ -47,13 +51,13 @@ def test_launch_fills_defaults_and_enqueues_after_commit(
         ({"split": "test", "image_size": 16}, "'image_size' must be at least 32"),
     ],
 )
-def test_bad_config_is_refused_naming_the_field(tiny_set, config, message):
+def test_bad_config_is_refused_naming_the_field(tiny_set, sent, config, message):
     with pytest.raises(ApplicationError, match=message):
         job_launch(kind="train", config=config, input_image_set=tiny_set)
     assert not Job.objects.exists()
 
 
-def test_generate_needs_a_train_parent_with_checkpoint(tiny_set):
+def test_generate_needs_a_train_parent_with_checkpoint(tiny_set, sent):
     parent = Job.objects.create(kind="train", config={}, status="running")
     with pytest.raises(ApplicationError, match="has no checkpoint yet"):
         job_launch(kind="generate", config={}, parent=parent, input_image_set=tiny_set)
@@ -119,6 +123,8 @@ def test_launch_while_broker_is_down_fails_visibly_and_can_be_resumed(
     from kombu.exceptions import OperationalError
 
     from worker.celery import app
+
+    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
 
     def broker_down(name, args, queue):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
