@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from ganlab.data.imageio import SUPPORTED_SUFFIXES, load_rgb
+from ganlab.data.imageio import SUPPORTED_SUFFIXES, load_rgb, resize
 
 UNLABELLED = -1
 
@@ -57,13 +56,6 @@ def to_pixels(images: torch.Tensor) -> np.ndarray:
     """float (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), rounded."""
     scaled = (images.detach().float().clamp(-1, 1) + 1.0) * 127.5
     return scaled.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def resize(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Bicubic resize to ``size x size`` (the reference's ``transforms.Resize([s, s], BICUBIC)``)."""
-    if pixels.shape[0] == size and pixels.shape[1] == size:
-        return pixels
-    return np.asarray(Image.fromarray(pixels).resize((size, size), Image.Resampling.BICUBIC))
 
 
 def select_labelled(labels: Sequence[int], fraction: float, seed: int) -> list[int]:

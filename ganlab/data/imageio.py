@@ -242,3 +242,11 @@ def encode_png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
+
+
+def resize(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Bicubic resize of uint8 (H, W, 3) to ``size x size`` (the reference's
+    ``transforms.Resize([s, s], BICUBIC)``): how training and generation see every image."""
+    if pixels.shape[0] == size and pixels.shape[1] == size:
+        return pixels
+    return np.asarray(Image.fromarray(pixels).resize((size, size), Image.Resampling.BICUBIC))

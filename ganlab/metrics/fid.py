@@ -9,9 +9,13 @@ pretrained network ``phi`` (one ``D``-dimensional vector per image).
       FID = ||mu_r - mu_g||^2 + Tr(Sigma_r + Sigma_g - 2 (Sigma_r Sigma_g)^(1/2))
 
   ``Tr((Sigma_r Sigma_g)^(1/2))`` is the sum of the square roots of the eigenvalues of
-  ``Sigma_r^(1/2) Sigma_g Sigma_r^(1/2)`` (symmetric, so ``eigh`` in float64; tiny
-  negative round-off eigenvalues count as 0), the same value as torchmetrics'
-  ``eigvals(Sigma_r Sigma_g).sqrt().real.sum()``. FID is biased: it grows as the sample
+  ``Sigma_r^(1/2) Sigma_g Sigma_r^(1/2)`` (symmetric, so ``eigh`` in float64). That
+  matrix is positive semi-definite, so a negative eigenvalue is round-off and adds 0 to
+  the trace, as it does in torchmetrics' ``eigvals(Sigma_r Sigma_g).sqrt().real.sum()``
+  and in pytorch-fid. The FID itself is never clamped: round-off can make it slightly
+  negative (a set against itself with fewer images than feature dimensions gives about
+  -4e-6), and it is reported as computed, so a value below 0 reads as "no measurable
+  difference" rather than being hidden. FID is biased: it grows as the sample
   shrinks, and at BreakHis scale (hundreds to a few thousand images per class, far
   below the ~10k where it settles) it mostly reflects sample size. Compare FIDs only
   at equal sample sizes.
@@ -282,7 +286,12 @@ def _sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
 
 
 def fid_from_features(real: torch.Tensor, fake: torch.Tensor) -> float:
-    """FID between two ``(N, D)`` feature sets (each ``N >= 2``), in float64."""
+    """FID between two ``(N, D)`` feature sets (each ``N >= 2``), in float64, unclamped.
+
+    Only the eigenvalues under the square roots are floored at 0 (they belong to positive
+    semi-definite matrices); the distance is returned as computed, tiny negative round-off
+    included.
+    """
     real, fake = _check_features(real, fake, minimum=2)
     mu_r, mu_g = real.mean(dim=0), fake.mean(dim=0)
     sigma_r, sigma_g = torch.cov(real.T), torch.cov(fake.T)  # unbiased, (D, D)

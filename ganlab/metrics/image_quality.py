@@ -1,8 +1,11 @@
 """SSIM, PSNR and MSE, batched in torch on CPU or GPU, identical to ``skimage.metrics``.
 
 All three take two image batches ``preds`` and ``target`` of shape ``(N, C, H, W)``
-(any real dtype, e.g. ``uint8`` or ``float32``) and return one float64 value per pair,
-shape ``(N,)``, on the CPU.
+(any real dtype: ``uint8``, ``uint16`` for 16-bit microscopy, ``float32``, ...) and
+return one float64 value per pair, shape ``(N,)``, on the CPU. Unsigned types wider
+than 8 bits, for which torch implements little arithmetic, are widened before any
+reduction or filtering: ``uint16`` -> ``int32`` and ``uint32`` -> ``int64`` exactly,
+``uint64`` -> ``float64`` (exact below 2**53).
 
 Definitions (``R`` is the data range: values must lie in ``[0, R]``, e.g. 255 for
 8-bit images, 1.0 for floats in [0, 1]):
@@ -65,6 +68,9 @@ GAUSSIAN_TRUNCATE = 3.5
 
 #: Output rows/columns per block of the banded filter matrices (see ``_filter_moments``).
 _BLOCK = 32
+#: Unsigned types torch cannot reduce or filter, and the type that holds their values.
+_WIDENED = {torch.uint16: torch.int32, torch.uint32: torch.int64, torch.uint64: torch.float64}
+
 #: Values per chunk of image pairs (both images): ~2 RGB 256x256 pairs stay in the CPU
 #: cache, ~170 fill a GPU well. The working memory is about 50 bytes per value.
 _CHUNK_VALUES = {"cpu": 2 * 3 * 256 * 256, "cuda": 2**25}
@@ -118,7 +124,8 @@ def check_image_batches(
     Raises ``ValueError`` naming the argument (and image index) for: a data range that
     is not a positive number, a wrong number of dimensions, an empty batch, different
     image counts, channel counts or sizes, images smaller than ``min_size`` pixels per
-    side, NaN or infinite values, and values outside ``[0, data_range]``.
+    side, NaN or infinite values, and values outside ``[0, data_range]`` (e.g. 16-bit
+    images checked against ``data_range=255``).
     """
     if (
         isinstance(data_range, bool)
@@ -158,22 +165,29 @@ def check_image_batches(
             f"images of size {tuple(preds.shape[2:])} (H, W) are smaller than the {min_size}x{min_size} SSIM window"
         )
     for name, batch in zip(names, (preds, target), strict=True):
-        flat = batch.flatten(1)
+        flat = widen(batch).flatten(1)
         if batch.is_floating_point():
             bad = ~torch.isfinite(flat).all(dim=1)
             if bad.any():
                 raise ValueError(
                     f"{name}[{int(bad.nonzero()[0, 0])}] contains NaN or infinite values"
                 )
-        outside = (flat.amin(dim=1) < 0) | (flat.amax(dim=1) > data_range)
+        lowest, highest = flat.amin(dim=1), flat.amax(dim=1)
+        outside = (lowest < 0) | (highest > data_range)
         if outside.any():
             index = int(outside.nonzero()[0, 0])
             raise ValueError(
-                f"{name}[{index}] has values in [{float(batch[index].min())}, {float(batch[index].max())}], "
+                f"{name}[{index}] has values in [{float(lowest[index])}, {float(highest[index])}], "
                 f"outside the data range [0, {data_range}]; pass the data_range the images are stored in "
                 f"(map [-1, 1] generator output to [0, 1] first: SSIM's luminance term assumes "
                 f"non-negative intensities)"
             )
+
+
+def widen(batch: torch.Tensor) -> torch.Tensor:
+    """``batch`` itself, or a copy in a wider type for ``uint16/32/64`` (see the module docstring)."""
+    wider = _WIDENED.get(batch.dtype)
+    return batch if wider is None else batch.to(wider)
 
 
 def _banded_gaussian(
@@ -325,8 +339,8 @@ def image_quality(
     results: dict[str, list[torch.Tensor]] = {name: [] for name in metrics}
     with _exact_float32_matmul():
         for start in range(0, n, chunk_size):
-            x = preds[start : start + chunk_size].to(device)
-            y = target[start : start + chunk_size].to(device)
+            x = widen(preds[start : start + chunk_size]).to(device)
+            y = widen(target[start : start + chunk_size]).to(device)
             _quality_chunk(
                 x,
                 y,

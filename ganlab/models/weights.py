@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ganlab.weight_files import hub_checkpoint_dir
+
 
 class MissingWeightsError(FileNotFoundError):
     """A pretrained weights file is not on this machine; the message says where to put it."""
@@ -32,11 +34,6 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def hub_checkpoint_dir() -> Path:
-    """``$TORCH_HOME/hub/checkpoints`` (torch's default cache when ``TORCH_HOME`` is unset)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import ganlab
-from ganlab.data.dataset import ImageDataset, expand_sources, resize, to_tensor
-from ganlab.data.imageio import load_rgb
+from ganlab.data.dataset import ImageDataset, expand_sources, to_tensor
+from ganlab.data.imageio import load_rgb, resize
 from ganlab.models.cyclegan import CLASS_NAMES
 from ganlab.models.dataclass_io import check_field_types, known_fields, require
-from ganlab.models.encoders import ENCODER_WEIGHTS, get_encoder, list_encoders
+from ganlab.models.encoders import (
+    ENCODER_WEIGHTS,
+    get_encoder,
+    list_encoders,
+    random_batch_norm_problem,
+)
 from ganlab.models.transfer import EncoderClassifier
 from ganlab.train.checkpoints import CYCLEGAN_KIND, load_networks
 from ganlab.train.config import TrainConfig
@@ -110,6 +115,11 @@ class ClassifierConfig:
         )
         for name in ("batch_size", "epochs"):
             require(getattr(self, name) >= 1, self, name, "must be >= 1")
+        if self.encoder_weights == "random":
+            problem = random_batch_norm_problem(
+                self.encoder, image_size=self.image_size, batch_size=self.batch_size
+            )
+            require(problem is None, self, "image_size", problem or "")
         for name in ("freeze_encoder_epochs", "num_workers", "seed"):
             require(getattr(self, name) >= 0, self, name, "must be >= 0")
         require(
@@ -204,6 +214,16 @@ def train_classifier(
         rotate=True,
         seed=config.seed,
     )
+    last = len(dataset) % config.batch_size
+    if config.encoder_weights == "random" and last:
+        problem = random_batch_norm_problem(
+            config.encoder, image_size=config.image_size, batch_size=last
+        )
+        if problem:
+            raise ValueError(
+                f"ClassifierConfig.batch_size: the last batch of every epoch holds {last} of the "
+                f"{len(dataset)} images, and {problem}; or choose a batch_size that divides {len(dataset)}"
+            )
     seed_everything(config.seed)
     encoder = get_encoder(
         config.encoder, weights=config.encoder_weights, weights_path=config.weights_path

@@ -24,7 +24,7 @@ The config is a JSON object with the fields of ganlab.train.TrainConfig. Minimal
    "image_size": 256, "n_epochs": 100, "n_epochs_decay": 100}
 Relative paths are relative to the config file. "model" may override preset fields,
 e.g. {"encoder_weights": "random"} or {"weights_paths": {"resnet50": "/w/resnet50-0676ba61.pth"}}.
-Presets: cyclegan, resnet50-cyclegan, vgg16-cyclegan, efficientnet-lite0-cyclegan.
+Presets: cyclegan, resnet50-cyclegan, vgg16-cyclegan, efficientnet-lite0-cyclegan, demo.
 Paper names: G_A = G: X->Y, G_B = F: Y->X, D_A = D_Y, D_B = D_X.
 Ctrl-C stops after the current iteration and leaves a resumable checkpoint."""
 

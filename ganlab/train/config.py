@@ -48,11 +48,14 @@ class TrainConfig:
             random crop (reference 286 -> 256); flip: random horizontal flips.
     Model:
         preset: ``cyclegan`` | ``resnet50-cyclegan`` | ``vgg16-cyclegan`` |
-            ``efficientnet-lite0-cyclegan``; semi_supervised: add the class head.
+            ``efficientnet-lite0-cyclegan`` | ``demo`` (narrow and shallow, for a CPU);
+            semi_supervised: add the benign/malignant class head to both discriminators
+            (cross-entropy on labelled real images only; not Odena's K+1-class SGAN).
         model: the resolved architecture. ``from_dict`` merges a partial ``model`` object
             onto the preset (e.g. ``{"encoder_weights": "random"}``).
     Optimisation (reference defaults):
-        batch_size 1; n_epochs at constant LR then n_epochs_decay with linear decay to 0;
+        batch_size 1; constant LR, then linear decay to 0 over the last n_epochs_decay + 1
+        of the n_epochs + n_epochs_decay epochs (the reference schedule, :meth:`lr_factor`);
         lr 2e-4, beta1 0.5 (Adam); gan_mode ``lsgan`` | ``vanilla``; lambda_cycle 10
         (L1 cycle loss per direction); lambda_identity 0.5 (identity loss weight, times
         lambda_cycle); lambda_class 1 (cross-entropy of the class head); pool_size 50
@@ -132,13 +135,6 @@ class TrainConfig:
         bad = sorted({v for v in self.labels.values() if v not in CLASS_NAMES})
         require(not bad, self, "labels", f"values must be in {CLASS_NAMES}, got {bad}")
         require(0.0 <= self.label_fraction <= 1.0, self, "label_fraction", "must be in [0, 1]")
-        multiple = self.model.image_multiple
-        require(
-            self.image_size >= 32 and self.image_size % multiple == 0,
-            self,
-            "image_size",
-            f"must be >= 32 and a multiple of {multiple} for this model, got {self.image_size}",
-        )
         require(
             self.load_size >= self.image_size,
             self,
@@ -147,6 +143,8 @@ class TrainConfig:
         )
         for name in ("batch_size", "n_epochs", "checkpoint_every"):
             require(getattr(self, name) >= 1, self, name, "must be >= 1")
+        problem = self.model.image_size_problem(self.image_size, batch_size=self.batch_size)
+        require(problem is None, self, "image_size", problem or "")
         for name in ("n_epochs_decay", "pool_size", "freeze_encoder_epochs", "num_workers", "seed"):
             require(getattr(self, name) >= 0, self, name, "must be >= 0")
         require(self.lr > 0, self, "lr", "must be > 0")
@@ -167,12 +165,21 @@ class TrainConfig:
         return self.n_epochs + self.n_epochs_decay
 
     def lr_factor(self, epoch: int) -> float:
-        """LR multiplier during 0-based ``epoch``: 1 for ``n_epochs``, then linear to 0.
+        """LR multiplier during 0-based ``epoch``, exactly as the reference applies it.
 
-        The reference ``lambda_rule`` (``epoch_count=1``):
-        ``1 - max(0, epoch + 1 - n_epochs) / (n_epochs_decay + 1)``.
+        The reference ``lambda_rule`` (``networks.get_scheduler``, ``epoch_count=1``) is
+        ``1 - max(0, e + 1 - n_epochs) / (n_epochs_decay + 1)``, and its ``train.py``
+        steps the scheduler at the beginning of every epoch, so 1-based epoch ``e``
+        (``epoch + 1`` here) runs at ``lambda_rule(e)``: 1.0 up to epoch ``n_epochs - 1``,
+        then ``1 / (n_epochs_decay + 1)`` less per epoch, reaching exactly 0 in the last
+        epoch ``e = n_epochs + n_epochs_decay``. With ``n_epochs_decay = 0`` there is no
+        decay phase and the factor stays 1.0 (the reference's rule would spend the only
+        or last epoch at LR 0).
         """
-        return 1.0 - max(0, epoch + 1 - self.n_epochs) / float(self.n_epochs_decay + 1)
+        if self.n_epochs_decay == 0:
+            return 1.0
+        e = epoch + 1
+        return 1.0 - max(0, e + 1 - self.n_epochs) / float(self.n_epochs_decay + 1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict with the resolved model; ``from_dict(to_dict())`` is the identity."""

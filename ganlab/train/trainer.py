@@ -8,10 +8,13 @@ reference names G_A = G: X->Y, G_B = F: Y->X, D_A = D_Y, D_B = D_X::
                         + 0.5 * lambda * (|G(y) - y|_1 + |F(x) - x|_1)
 
 and, when semi-supervised, lambda_class * CE(class head of D, label) over the labelled
-real images of both domains (each discriminator learns both classes). LSGAN by default;
+real images of both domains (each discriminator learns both classes; a supervised class
+head beside the patch head, not Odena's K+1-class SGAN, see
+:class:`~ganlab.models.networks.SemiSupervisedPatchDiscriminator`). LSGAN by default;
 generators and discriminators each have one Adam (2e-4, beta1 0.5); the discriminators
-see generated images through a 50-image history pool; LR constant for ``n_epochs``,
-then linear to zero over ``n_epochs_decay``.
+see generated images through a 50-image history pool; the LR follows the reference's
+linear schedule (:meth:`~ganlab.train.config.TrainConfig.lr_factor`): constant, then
+down to exactly 0 in the last epoch.
 """
 
 from __future__ import annotations
@@ -258,7 +261,16 @@ def build_training_data(config: TrainConfig) -> UnalignedDataset:
     # one draw over both domains so the fraction holds per class across the whole set
     kept = select_labelled(x.labels + y.labels, config.label_fraction, config.seed)
     x.labels, y.labels = kept[: len(x)], kept[len(x) :]
-    return UnalignedDataset(x, y, seed=config.seed)
+    data = UnalignedDataset(x, y, seed=config.seed)
+    last = len(data) % config.batch_size
+    assert config.model is not None
+    problem = last and config.model.image_size_problem(config.image_size, batch_size=last)
+    if problem:
+        raise ValueError(
+            f"TrainConfig.batch_size: the last batch of every epoch holds {last} of the "
+            f"{len(data)} image pairs, and {problem}; or choose a batch_size that divides {len(data)}"
+        )
+    return data
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from ratingstudy.results import views
 
@@ -10,6 +10,7 @@ app_name = "results"
 urlpatterns = [
     path("", views.study_list, name="index"),
     path("plotly.min.js", views.plotly_js, name="plotly"),
+    path("founding/", include("ratingstudy.results.founding_urls")),  # founding-study runs
     path("<int:study_id>/", views.study_page, name="study"),
     path("<int:study_id>/data.json", views.study_data, name="data"),
     path("<int:study_id>/responses.<str:fmt>", views.export_responses, name="export_responses"),

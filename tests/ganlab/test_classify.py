@@ -138,3 +138,11 @@ def test_cli_classify_train_and_predict(tiles, tmp_path, capsys):
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == 16 and {r["prediction"] for r in rows} <= {"benign", "malignant"}
     assert all(0.0 <= float(r["p_malignant"]) <= 1.0 for r in rows)
+
+
+def test_random_batchnorm_encoder_on_one_pixel_maps_is_a_config_error(tiles):
+    real = {n: [str(tiles / "train" / n)] for n in ("benign", "malignant")}
+    with pytest.raises(ValueError, match=r"ClassifierConfig\.image_size: encoder 'resnet50' with encoder_weights='random' cannot train on a batch of 1"):
+        ClassifierConfig(real=real, encoder="resnet50", encoder_weights="random", image_size=32, batch_size=1)
+    ClassifierConfig(real=real, encoder="resnet50", encoder_weights="random", image_size=64, batch_size=1)
+    ClassifierConfig(real=real, encoder="vgg16", encoder_weights="random", image_size=32, batch_size=1)  # no BatchNorm

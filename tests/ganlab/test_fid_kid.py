@@ -81,6 +81,20 @@ def test_identical_sets_score_zero_and_shifted_sets_score_higher() -> None:
     assert kid_from_features(real[:30], shifted, subsets=3)["subset_size"] == 30
 
 
+def test_tiny_negative_fid_is_reported_not_clamped() -> None:
+    """With fewer images than feature dimensions a set against itself comes out slightly below
+    0 by round-off; the value is reported as computed (as torchmetrics does), not as 0."""
+    features = _features(10, 64, seed=8)
+    ours = fid_from_features(features, features)
+    reference = FrechetInceptionDistance(feature=_GivenFeatures(64))
+    reference.set_dtype(torch.float64)
+    reference.update(features, real=True)
+    reference.update(features, real=False)
+    expected = reference.compute().item()
+    assert expected < 0 and ours < 0
+    assert ours == pytest.approx(expected, abs=1e-6)
+
+
 @pytest.mark.parametrize(
     ("real", "fake", "message"),
     [

@@ -63,6 +63,19 @@ def test_random_uint8_images_agree_with_skimage_at_odd_sizes() -> None:
     _assert_agrees(first, second, 255)
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_16_bit_images_agree_with_skimage(dtype) -> None:
+    """Microscopy TIFFs are often 16-bit: torch implements little arithmetic on uint16, so the
+    values are widened exactly before any reduction or filtering."""
+    rng = np.random.default_rng(4)
+    first = rng.integers(0, 65536, (2, 40, 52, 3)).astype(dtype)
+    noise = rng.integers(-4000, 4000, first.shape)
+    second = np.clip(first.astype(np.int64) + noise, 0, 65535).astype(dtype)
+    _assert_agrees(first, second, 65535)
+    with pytest.raises(ValueError, match=r"preds\[0\] has values in \[\d+\.0, \d+\.0\], outside the data range \[0, 255\]"):
+        image_quality(_nchw(first), _nchw(second), data_range=255)
+
+
 def test_demo_tiles_agree_with_skimage_for_noise_and_unrelated_pairs() -> None:
     rng = np.random.default_rng(1)
     tiles = np.stack(

@@ -52,7 +52,7 @@ def test_registry_lists_and_rejects_unknown_and_duplicate_names(monkeypatch):
     monkeypatch.setattr(encoders, "_REGISTRY", dict(encoders._REGISTRY))
     tiny = WeightsFile("tiny", "tiny-00000000.pth", "00000000", "nowhere")
 
-    @register_encoder("tiny", weights=tiny)
+    @register_encoder("tiny", weights=tiny, reduction=2, batch_norm=False)
     def _tiny(state_dict):
         stage = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
         return Encoder(
@@ -67,7 +67,7 @@ def test_registry_lists_and_rejects_unknown_and_duplicate_names(monkeypatch):
     assert "tiny" in list_encoders()
     assert get_encoder("tiny", weights="random")(torch.zeros(1, 3, 8, 8))[0].shape == (1, 4, 4, 4)
     with pytest.raises(ValueError, match="already registered"):
-        register_encoder("tiny", weights=tiny)(_tiny)
+        register_encoder("tiny", weights=tiny, reduction=2, batch_norm=False)(_tiny)
     with pytest.raises(ValueError, match="encoder weights must be one of"):
         get_encoder("tiny", weights="imagenet21k")
 

@@ -80,7 +80,8 @@ def test_result_progress_and_self_describing_checkpoint(uninterrupted, config):
         PER_CLASS,
     )
     assert (last.global_step, last.total_steps, last.eta_s) == (18, 18, 0.0)
-    assert last.lr == pytest.approx(2e-4 * (1 - 1 / 2))  # third epoch: first decay epoch
+    # the reference schedule for 2 + 1 epochs: full rate, then 1 - 1/2, then 0 in the last epoch
+    assert {r.epoch: r.lr for r in reports} == {1: 2e-4, 2: pytest.approx(1e-4), 3: 0.0}
     assert set(last.losses) == {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"}
     saved = load_checkpoint(result.checkpoint)
     assert TrainConfig.from_dict(saved["config"]) == config
@@ -142,13 +143,13 @@ def test_resume_extends_the_schedule_but_refuses_a_different_model(uninterrupted
     shutil.copyfile(result.checkpoint, tmp_path / "latest.pt")
     with pytest.raises(ValueError, match=r"differs in \['lambda_cycle'\]"):
         train(TrainConfig.from_dict({**config.to_dict(), "lambda_cycle": 5.0}), out_dir=tmp_path)
-    longer = TrainConfig.from_dict({**config.to_dict(), "n_epochs_decay": 2})
+    longer = TrainConfig.from_dict({**config.to_dict(), "n_epochs_decay": 3})
     reports = []
     extended = train(longer, out_dir=tmp_path, on_progress=reports.append)
-    assert (extended.epochs_done, extended.global_step) == (4, 4 * PER_CLASS)
-    assert {r.epoch for r in reports} == {4}
-    assert reports[-1].lr == pytest.approx(2e-4 * (1 - 2 / 3))  # continues the re-planned decay
-    assert len(load_checkpoint(extended.checkpoint)["history"]) == 4
+    assert (extended.epochs_done, extended.global_step) == (5, 5 * PER_CLASS)
+    # the re-planned decay continues: epoch 4 of 2 + 3 runs at 1 - 3/4, the last at 0
+    assert {r.epoch: r.lr for r in reports} == {4: pytest.approx(2e-4 * (1 - 3 / 4)), 5: 0.0}
+    assert len(load_checkpoint(extended.checkpoint)["history"]) == 5
 
 
 def test_freeze_schedule_keeps_pretrained_encoders_fixed_then_trains_them(tiles):

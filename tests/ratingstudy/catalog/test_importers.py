@@ -26,32 +26,46 @@ SUBTYPES = {
 
 
 def make_breakhis_tree(
-    root: Path, *, patients_per_subtype: int = 3, images_per_patient: int = 4
+    root: Path,
+    *,
+    patients_per_subtype: int = 3,
+    images_per_patient: int = 4,
+    extra_slides: tuple[tuple[str, str, str], ...] = (),
 ) -> Path:
-    """A miniature BreaKHis_v1 tree with the real folder and file naming."""
+    """A miniature BreaKHis_v1 tree with the real folder and file naming.
+
+    Every (class, subtype, patient) gets its own accession number, some with the letter
+    suffixes real slide ids carry (``14-20100AB``). ``extra_slides`` adds folders
+    ``(label, subtype, slide id)``, e.g. a second slide of an existing accession number.
+    """
     index = 0
-    for label, subtypes in SUBTYPES.items():
+    slides = [
+        (label, subtype, code, f"14-{20000 + 1000 * c + 100 * s + p}{('', 'AB', 'CD')[p % 3]}")
+        for c, (label, subtypes) in enumerate(SUBTYPES.items())
+        for s, (subtype, code) in enumerate(subtypes)
+        for p in range(patients_per_subtype)
+    ]
+    codes = {subtype: code for subtypes in SUBTYPES.values() for subtype, code in subtypes}
+    slides += [(label, subtype, codes[subtype], slide) for label, subtype, slide in extra_slides]
+    for label, subtype, code, patient in slides:
         letter = label[0].upper()
-        for subtype, code in subtypes:
-            for p in range(patients_per_subtype):
-                patient = f"{14 + p}-{22549 + 100 * p + len(code)}{code[:1]}B"
-                for mag in ("40X", "400X"):
-                    folder = (
-                        root
-                        / "BreaKHis_v1"
-                        / "histology_slides"
-                        / "breast"
-                        / label
-                        / "SOB"
-                        / subtype
-                        / f"SOB_{letter}_{code}_{patient}"
-                        / mag
-                    )
-                    folder.mkdir(parents=True, exist_ok=True)
-                    for seq in range(1, images_per_patient + 1):
-                        name = f"SOB_{letter}_{code}-{patient}-{mag[:-1]}-{seq:03d}.png"
-                        (folder / name).write_bytes(encode_png(demo_tile(label, index, size=48)))
-                        index += 1
+        for mag in ("40X", "400X"):
+            folder = (
+                root
+                / "BreaKHis_v1"
+                / "histology_slides"
+                / "breast"
+                / label
+                / "SOB"
+                / subtype
+                / f"SOB_{letter}_{code}_{patient}"
+                / mag
+            )
+            folder.mkdir(parents=True, exist_ok=True)
+            for seq in range(1, images_per_patient + 1):
+                name = f"SOB_{letter}_{code}-{patient}-{mag[:-1]}-{seq:03d}.png"
+                (folder / name).write_bytes(encode_png(demo_tile(label, index, size=48)))
+                index += 1
     return root / "BreaKHis_v1"
 
 
@@ -95,6 +109,37 @@ def test_breakhis_import_splits_by_patient_and_stratifies(tmp_path):
         assert stored.format == "PNG" and stored.mode == "RGB" and not stored.info.get("exif")
 
 
+def test_breakhis_slides_of_one_accession_number_are_one_patient(tmp_path):
+    # 14-20100EF (adenosis) is a second slide of fibroadenoma 14-20100; 14-20001CD is filed
+    # as malignant while 14-20001AB is benign: that patient must stay out of the test split
+    root = make_breakhis_tree(
+        tmp_path,
+        extra_slides=(
+            ("benign", "adenosis", "14-20100EF"),
+            ("malignant", "ductal_carcinoma", "14-20001CD"),
+        ),
+    )
+    for seed in range(6):
+        call_command(
+            "import_breakhis", root, "--magnification", "400X", "--train-per-class", "8",
+            "--test-per-class", "4", "--seed", str(seed), "--name", f"bh{seed}",
+        )  # fmt: skip
+        images = Image.objects.filter(image_set__name=f"bh{seed}")
+        sides = {
+            split: set(images.filter(split=split).values_list("patient_id", flat=True))
+            for split in ("train", "test")
+        }
+        assert not sides["train"] & sides["test"]
+        assert "14-20001" not in sides["test"]
+        for label in ("benign", "malignant"):
+            test = images.filter(split="test", label=label)
+            assert test.count() == 4 and len(set(test.values_list("patient_id", flat=True))) >= 3
+        # the catalogue stores the patient (accession number); the slide id stays in the path
+        assert all("AB" not in p and "CD" not in p for p in sides["train"] | sides["test"])
+    second_slide = Image.objects.filter(source_path__contains="14-20100EF").first()
+    assert second_slide is None or second_slide.patient_id == "14-20100"
+
+
 def test_breakhis_same_seed_same_selection(tmp_path):
     root = make_breakhis_tree(tmp_path)
     for name in ("a", "b"):
@@ -106,7 +151,7 @@ def test_breakhis_same_seed_same_selection(tmp_path):
             "--train-per-class",
             "5",
             "--test-per-class",
-            "2",
+            "3",
             "--seed",
             "7",
             "--name",
@@ -121,7 +166,8 @@ def test_breakhis_same_seed_same_selection(tmp_path):
 
 def test_founding_study_split_is_one_command(tmp_path):
     """100+100 training and 10+10 test images at 400X, as in the founding study."""
-    root = make_breakhis_tree(tmp_path, patients_per_subtype=6, images_per_patient=10)
+    # 12 patients of 12 images per class: 3 test patients (36 images) leave 108 for training
+    root = make_breakhis_tree(tmp_path, patients_per_subtype=6, images_per_patient=12)
     call_command(
         "import_breakhis",
         root,
@@ -144,12 +190,23 @@ def test_founding_study_split_is_one_command(tmp_path):
     ("args", "message"),
     [
         (["--magnification", "300X"], "unknown magnification '300X'"),
-        (["--magnification", "400X", "--train-per-class", "50"], "cannot give 50 training"),
+        (
+            ["--magnification", "400X", "--train-per-class", "50"],
+            "fewer than the 50 training images asked for",
+        ),
+        (
+            ["--magnification", "400X", "--min-test-patients", "6", "--test-per-class", "6"],
+            r"benign: 6 patient\(s\) \(accession numbers\) cannot give 6 test patients",
+        ),
+        (
+            ["--magnification", "400X", "--test-per-class", "2"],
+            r"test_per_class \(2\) is smaller than min_test_patients \(3\)",
+        ),
     ],
 )
 def test_breakhis_bad_arguments(tmp_path, args, message):
     root = make_breakhis_tree(tmp_path)
-    base = {"--train-per-class": "4", "--test-per-class": "2"}
+    base = {"--train-per-class": "4", "--test-per-class": "3"}
     for flag, value in zip(args[::2], args[1::2], strict=True):
         base[flag] = value
     flat = [x for kv in base.items() for x in kv]
@@ -191,7 +248,8 @@ def test_breakhis_bad_file_name_names_the_file(tmp_path):
 
 
 def test_breakhis_bad_file_leaves_nothing_behind(tmp_path):
-    # every 400X image is selected (3 patients x 4 images x 2 subtypes = 24 per class)
+    # every 400X image is selected (3 patients x 4 images x 2 subtypes = 24 per class):
+    # one test patient's 4 images, the other 20 for training
     root = make_breakhis_tree(tmp_path)
     victim = sorted(root.rglob("*-400-004.png"))[-1]
     victim.write_bytes(b"")
@@ -206,6 +264,8 @@ def test_breakhis_bad_file_leaves_nothing_behind(tmp_path):
             "20",
             "--test-per-class",
             "4",
+            "--min-test-patients",
+            "1",
         )
     assert f"{victim}: file is empty (zero bytes)" in str(excinfo.value)
     assert ImageSet.objects.count() == 0 and Image.objects.count() == 0

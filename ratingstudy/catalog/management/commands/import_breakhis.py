@@ -4,6 +4,10 @@ The founding study's data (100+100 training, 10+10 test images at 400X) is::
 
     manage.py import_breakhis /data/BreaKHis_v1 --magnification 400X \
         --train-per-class 100 --test-per-class 10 --seed 0
+
+Slides that share an accession number (``14-22549AB``, ``14-22549CD``) count as one
+patient and the test split holds at least ``--min-test-patients`` patients per class
+(default 3); see :mod:`ganlab.data.breakhis`.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from ganlab.data.breakhis import (
+    GROUPINGS,
     MAGNIFICATIONS,
     BreakHisLayoutError,
     find_breast_root,
+    patient_group,
     scan_breakhis,
     split_by_patient,
 )
@@ -46,6 +52,20 @@ class Command(BaseCommand):
             "--seed", type=int, default=0, help="seed of the patient shuffle and sampling"
         )
         parser.add_argument(
+            "--min-test-patients",
+            type=int,
+            default=3,
+            help="at least this many patients per class in the test split (default 3)",
+        )
+        parser.add_argument(
+            "--grouping",
+            choices=GROUPINGS,
+            default="accession",
+            help="what one patient is: 'accession' (default) puts slides that share an "
+            "accession number, 14-22549AB and 14-22549CD, together; 'slide' counts every "
+            "slide id as a patient, as the dataset's authors did",
+        )
+        parser.add_argument(
             "--name", help="image set name (default: breakhis-<mag>-<train>+<test>-seed<seed>)"
         )
 
@@ -63,7 +83,12 @@ class Command(BaseCommand):
             root = find_breast_root(options["path"])
             images = scan_breakhis(root, magnification=mag)
             train, test = split_by_patient(
-                images, train_per_class=train_n, test_per_class=test_n, seed=seed
+                images,
+                train_per_class=train_n,
+                test_per_class=test_n,
+                seed=seed,
+                min_test_patients=options["min_test_patients"],
+                grouping=options["grouping"],
             )
         except (BreakHisLayoutError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
@@ -74,7 +99,8 @@ class Command(BaseCommand):
                 label=image.label,
                 split=split,
                 domain=image.label,
-                patient_id=image.patient_id,
+                # the patient, as grouped for the split; the slide id stays in source_path
+                patient_id=patient_group(image.patient_id, options["grouping"]),
                 magnification=image.magnification,
                 subtype=image.subtype,
             )
@@ -94,12 +120,14 @@ class Command(BaseCommand):
                     "train_per_class": train_n,
                     "test_per_class": test_n,
                     "seed": seed,
+                    "min_test_patients": options["min_test_patients"],
+                    "grouping": options["grouping"],
                 },
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         patients = {
-            split: len({i.patient_id for i in chosen})
+            split: len({patient_group(i.patient_id, options["grouping"]) for i in chosen})
             for split, chosen in (("train", train), ("test", test))
         }
         self.stdout.write(

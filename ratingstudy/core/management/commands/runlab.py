@@ -1,12 +1,15 @@
-"""``make run``: migrate, seed the demo, start Redis (embedded unless REDIS_URL is set),
-a Celery worker and the web server; Ctrl-C stops them all.
+"""``make run``: migrate, start Redis (embedded unless REDIS_URL is set), a Celery worker
+and the web server, and hand the worker the demo; Ctrl-C stops them all.
 
-Running it again reuses the database, the demo data and the admin account.
+The demo (:mod:`ratingstudy.core.services`): on the first run the worker trains a small
+CycleGAN on the demo tiles, generates from the held-out ones and evaluates them, and
+this process opens the demo study from their output and prints a rater invitation link
+as soon as it exists. Running it again reuses the database, the demo and the admin
+account (an unfinished demo continues where it stopped).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import secrets
 import signal
@@ -16,9 +19,12 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from ganlab.recipes import DEMO
+from ratingstudy.core.services import demo_advance, demo_image_set, demo_invitation, demo_launch
+from ratingstudy.errors import ApplicationError
 from ratingstudy.lib.processes import (
     PROJECT_ROOT,
     redis_answers,
@@ -27,14 +33,24 @@ from ratingstudy.lib.processes import (
     stop_process,
 )
 
+#: How often the running lab moves the demo on (opens its study once the GAN's images exist).
+DEMO_CHECK_SECONDS = 2.0
+
 
 class Command(BaseCommand):
-    help = "Start the whole lab (Redis, a Celery worker, the web server) with a seeded demo."
+    help = "Start the whole lab (Redis, a Celery worker, the web server) and its demo GAN."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument(
+            "--demo-minutes",
+            type=float,
+            default=DEMO.minutes,
+            help="training time of the demo GAN on a 2-core CPU, when it is first launched "
+            f"(default {DEMO.minutes:g}; it sets the number of epochs)",
+        )
 
     def _ensure_admin(self) -> str | None:
         User = get_user_model()
@@ -44,16 +60,55 @@ class Command(BaseCommand):
         User.objects.create_superuser("admin", "admin@localhost", password)
         return password
 
+    def _use_broker(self, url: str) -> None:
+        """This process launches the demo's jobs: point its Celery app at the lab's Redis."""
+        from worker.celery import app  # light: imports no torch
+
+        settings.REDIS_URL = url
+        app.conf.broker_url = url
+        app.conf.result_backend = url
+
+    def _demo_start(self, base: str, minutes: float) -> bool:
+        """Launch the demo unless it exists; print its link or what it is doing.
+
+        Returns whether the running lab should keep moving it on.
+        """
+        try:
+            demo_launch(minutes=minutes)
+            status = demo_advance()
+        except ApplicationError as exc:
+            self.stderr.write(f"  demo: could not launch it: {exc.message}")
+            return False
+        self.stdout.write(f"  demo: {status.message}")
+        if status.study is not None:
+            self.stdout.write(f"  rater invitation: {demo_invitation(base_url=base)}")
+            return False
+        if status.job is not None:
+            self.stdout.write(f"          watch it at {base}/admin/jobs/job/{status.job.pk}/change/")
+        if status.stage == "failed":
+            return False
+        self.stdout.write("          the rater invitation link is printed here when the demo study opens")
+        return True
+
+    def _demo_advance(self, base: str) -> bool:
+        """One step of the demo; prints the link when its study opens. Whether to keep going."""
+        try:
+            status = demo_advance()
+            if status.study is not None:
+                self.stdout.write(self.style.SUCCESS(f"demo study open: {status.message}"))
+                self.stdout.write(f"  rater invitation: {demo_invitation(base_url=base)}")
+                return False
+        except Exception as exc:  # the lab keeps running; the demo only stops advancing
+            self.stderr.write(f"demo: stopped advancing it ({type(exc).__name__}: {exc})")
+            return False
+        if status.stage == "failed":
+            self.stderr.write(f"demo: {status.message}")
+            return False
+        return True
+
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("seed_demo")
-        invitation = None
-        if "seed_demo_study" in get_commands():
-            invitation = call_command(
-                "seed_demo_study",
-                base_url=f"http://{options['host']}:{options['port']}",
-                stdout=io.StringIO(),  # the link is printed once, below
-            )
+        demo_image_set()
         password = self._ensure_admin()
 
         children: list[tuple[str, subprocess.Popen]] = []
@@ -70,6 +125,7 @@ class Command(BaseCommand):
             )
             redis_url = redis.url
             children.append(("redis", redis.process))
+        self._use_broker(redis_url)
         env = {"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
         log_dir = settings.VAR_DIR / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -108,8 +164,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 "          password: set on first run (reset with: .venv/bin/python manage.py changepassword admin)"
             )
-        if invitation:
-            self.stdout.write(f"  rater invitation: {invitation}")
+        demo = self._demo_start(base, options["demo_minutes"])
         self.stdout.write(f"  broker: {redis_url}   logs: {log_dir}")
         self.stdout.write("Press Ctrl-C to stop everything.\n")
 
@@ -122,6 +177,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
         try:
+            next_demo_check = time.monotonic()
             while not stopping:
                 for name, proc in children:
                     if proc.poll() is not None:
@@ -129,6 +185,9 @@ class Command(BaseCommand):
                             f"{name} exited with code {proc.returncode}; stopping (see {log_dir})"
                         )
                         stopping = True
+                if demo and time.monotonic() >= next_demo_check:
+                    demo = self._demo_advance(base)
+                    next_demo_check = time.monotonic() + DEMO_CHECK_SECONDS
                 time.sleep(0.5)
         finally:
             for name, proc in reversed(children):
