@@ -189,13 +189,17 @@ def celery_worker(
 def _celery_broker_use(url: str | None) -> None:
     """Point this process's Celery app at another broker.
 
-    Celery keeps a connection pool and a producer pool for the broker it first used;
-    both are dropped so that the next send or broadcast connects to ``url``.
+    Celery keeps a connection pool and a producer pool for the broker it first used, and
+    kombu keeps its connection pools in a process-wide registry keyed by the broker: closing
+    one there and coming back to the same broker later would hand out the closed pool. So
+    the registry is reset (every pool closed and forgotten) and Celery's references dropped;
+    the next send or broadcast connects to ``url`` with fresh pools.
     """
+    from kombu import pools
+
     from worker.celery import app
 
-    if app._pool is not None:
-        app._pool.force_close_all()
+    pools.reset()
     app._pool = None
     amqp = app.__dict__.get("amqp")
     if amqp is not None:

@@ -15,7 +15,6 @@ gevent's monkey-patching never reaches this process or the database checks.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import secrets
@@ -276,7 +275,7 @@ def study_seed(*, name: str, raters: int, plan: StudyPlan) -> tuple[int, list[st
     from ratingstudy.studies.services import raters_create, study_create
 
     call_command("seed_demo", verbosity=0)  # real: the demo tiles
-    call_command("seed_demo_study", stdout=io.StringIO())  # generated: placeholder tiles
+    _benchmark_generated_set()  # "generated": demo tiles of another seed (the load is the point, not a GAN)
     study = Study.objects.filter(name=name).first() or study_create(
         name=name,
         instructions="Load benchmark: say whether each image is real or generated, and rate its quality.",
@@ -294,12 +293,43 @@ def study_seed(*, name: str, raters: int, plan: StudyPlan) -> tuple[int, list[st
     return study.pk, [rater.token for rater in raters_create(study=study, count=raters, note="benchmark")]
 
 
+BENCHMARK_GENERATED = "benchmark-generated"
+
+
+def _benchmark_generated_set():
+    """Demo tiles drawn with another seed, standing in for generated images in the load benchmarks."""
+    import tempfile
+    from pathlib import Path
+
+    from ganlab.data.demo import LABELS, demo_tile
+    from ganlab.data.imageio import encode_png
+    from ratingstudy.catalog.models import Image, ImageSet
+    from ratingstudy.catalog.services import ImageEntry, image_set_import
+
+    existing = ImageSet.objects.filter(name=BENCHMARK_GENERATED).first()
+    if existing:
+        return existing
+    size = Image.objects.filter(image_set__name="demo-tiles").values_list("width", flat=True).first() or 128
+    with tempfile.TemporaryDirectory() as tmp:
+        entries = []
+        for label in LABELS:
+            for index in range(16):
+                path = Path(tmp) / f"{label}_{index:04d}.png"
+                path.write_bytes(encode_png(demo_tile(label, index, size, seed=1)))
+                entries.append(ImageEntry(path=path, source_path=path.name, label=label, domain=label))
+        return image_set_import(
+            name=BENCHMARK_GENERATED, kind=ImageSet.Kind.GENERATED, source=ImageSet.Source.DEMO,
+            model_name="benchmark-placeholder", entries=entries,
+            description="Load-benchmark stand-in for generated images: demo tiles drawn with seed 1, not GAN output.",
+        )  # fmt: skip
+
+
 def sessions_prestart(*, tokens: list[str]) -> None:
     """Fill the profile and draw the session of each rater (as their first visit would)."""
-    from ratingstudy.studies.models import Rater
+    from ratingstudy.studies.models import Rater, token_digest
     from ratingstudy.studies.services import rater_profile_update, session_start
 
-    for rater in Rater.objects.select_related("study").filter(token__in=tokens):
+    for rater in Rater.objects.select_related("study").filter(token_hash__in=[token_digest(t) for t in tokens]):
         rater_profile_update(rater=rater, role="pathologist", years_experience=10, specialty="", consented=True)
         session_start(rater=rater, user_agent="benchmark")
 
@@ -467,7 +497,7 @@ class AnswerCheck:
 def answers_check(*, study_id: int, results: list[dict[str, Any]], tokens: list[str]) -> AnswerCheck:
     """Compare the answers the raters sent (trial token + client-side id, which the client
     puts in ``client_ms``) with the responses in the database."""
-    from ratingstudy.studies.models import Response, Session
+    from ratingstudy.studies.models import Response, Session, token_digest
 
     check = AnswerCheck(sessions_expected=len(tokens))
     sent: dict[str, dict[str, Any]] = {}
@@ -500,11 +530,13 @@ def answers_check(*, study_id: int, results: list[dict[str, Any]], tokens: list[
         if token not in per_trial:
             (check.lost if answer["confirmed"] else check.unconfirmed_missing).append(token)
     completed_raters = {token for result in results for token in result["completed"]}
-    finished_in_db = set(
-        Session.objects.filter(rater__token__in=tokens, completed_at__isnull=False).values_list(
-            "rater__token", flat=True
+    token_of = {token_digest(token): token for token in tokens}  # only hashes are stored
+    finished_in_db = {
+        token_of[digest]
+        for digest in Session.objects.filter(rater__token_hash__in=token_of, completed_at__isnull=False).values_list(
+            "rater__token_hash", flat=True
         )
-    )
+    }
     check.sessions_completed = len(completed_raters & finished_in_db)
     for token in sorted(completed_raters - finished_in_db):
         check.rater_failures.append(f"rater {token[:8]}... saw the completion page but the session is not complete")
