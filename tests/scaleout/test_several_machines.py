@@ -154,7 +154,7 @@ def test_sigkilled_gpu_machine_job_resumes_on_another_from_the_stored_checkpoint
     job = launch(
         alice,
         "train",
-        {**TINY_TRAIN, "input_image_set": real.pk, "cfg_batch_size": 1, "cfg_n_epochs": 3,
+        {**TINY_TRAIN, "input_image_set": real.pk, "cfg_batch_size": 1, "cfg_n_epochs": 10,
          "cfg_n_epochs_decay": 1},
     )  # fmt: skip
     first = machines["gpu"]
@@ -167,10 +167,6 @@ def test_sigkilled_gpu_machine_job_resumes_on_another_from_the_stored_checkpoint
         worker=first,
     )
     assert running.checkpoint in s3_storage.keys(f"checkpoints/job-{job.pk}/")
-    # Freeze the training where it is (its pool process stops; the worker's main process still answers
-    # the monitor), so that a fast machine cannot finish the job before it is killed.
-    for child in psutil.Process(first.process.pid).children(recursive=True):
-        child.send_signal(signal.SIGSTOP)
 
     # the monitor lists both machines: queues, the running job, the device
     monitor = alice.get(reverse("admin:jobs_job_workers"))
@@ -186,6 +182,9 @@ def test_sigkilled_gpu_machine_job_resumes_on_another_from_the_stored_checkpoint
     assert first.name in page and f"Train job #{job.pk}" in page
     assert workers[first.name].device_label in page
 
+    # Freeze the training where it is, so that a fast machine cannot finish the job before the kill.
+    for child in psutil.Process(first.process.pid).children(recursive=True):
+        child.send_signal(signal.SIGSTOP)
     first.kill()
     assert Job.objects.get(pk=job.pk).status == "running"  # the row does not know yet
     # the job list explains why nothing will pick the job up
@@ -208,7 +207,7 @@ def test_sigkilled_gpu_machine_job_resumes_on_another_from_the_stored_checkpoint
     assert job.worker_host == second.name
     # gpu-b took the checkpoint from the bucket and pointed it at its own input copies
     assert "downloaded from storage; its input paths now point at this machine" in job.log_tail
-    assert job.result["epochs_done"] == 4
+    assert job.result["epochs_done"] == 11
     steps = [point["step"] for point in job.history]
     per_epoch = job.progress["iterations_per_epoch"]
     drops = [(a, b) for a, b in zip(steps, steps[1:], strict=False) if b < a]
