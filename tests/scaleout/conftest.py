@@ -111,3 +111,14 @@ def alice(client):
 
     client.force_login(staff_with("alice", *OPERATOR_PERMISSIONS))
     return client
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database of its own on PostgreSQL (``make test`` runs these tests in a second pytest
+    process, which must not wait for, or drop, the first run's database); SQLite's is per process."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if not database["ENGINE"].endswith("sqlite3"):
+        database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_scaleout"
