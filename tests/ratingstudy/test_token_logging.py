@@ -59,9 +59,9 @@ def test_gunicorn_and_django_logs_never_hold_a_token(database_url, tmp_path):
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    requests.get(f"{base}/health", timeout=1)
+                    requests.get(f"{base}/health", timeout=5)
                     break
-                except requests.ConnectionError:
+                except requests.RequestException:  # not listening yet, or its worker still booting
                     if time.monotonic() > deadline or web.poll() is not None:
                         raise
                     time.sleep(0.2)
