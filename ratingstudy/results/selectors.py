@@ -903,6 +903,7 @@ def study_manifest(*, study: Study, filters: ResultFilters | None = None) -> dic
 
 def study_group_mean_image(*, study: Study, group: str, limit: int = 200) -> np.ndarray | None:
     """The pixel mean of up to ``limit`` of a group's served renders (what raters saw), or None."""
+    from django.core.cache import cache
     from django.core.files.storage import default_storage
 
     from ratingstudy.studies.models import Render
@@ -916,12 +917,19 @@ def study_group_mean_image(*, study: Study, group: str, limit: int = 200) -> np.
     )
     if not names:
         return None
+    # Decoding up to `limit` renders is the costly part of a heatmap request: keep the mean per set of renders.
+    key = "mean-image:" + hashlib.sha256("\n".join(names).encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     total = None
     for name in names:
         with default_storage.open(name, "rb") as fh:
             pixels = decode_served(fh.read()).astype(np.float64)
         total = pixels if total is None else total + pixels
-    return np.clip(np.rint(total / len(names)), 0, 255).astype(np.uint8)
+    mean = np.clip(np.rint(total / len(names)), 0, 255).astype(np.uint8)
+    cache.set(key, mean, 3600)
+    return mean
 
 
 def marks_export_rows(*, study: Study) -> Iterator[tuple]:

@@ -274,3 +274,11 @@ def studies_visible_to(*, user) -> QuerySet[Study]:
     if user.is_superuser:
         return Study.objects.all()
     return Study.objects.filter(Q(owner=user) | Q(collaborators=user)).distinct()
+
+
+def rater_colour_plates(*, rater: Rater) -> list:
+    """The hue-discrimination plates this rater is shown (drawn from their session seed)."""
+    from ratingstudy.studies.colour_screen import colour_plates
+    from ratingstudy.studies.sampling import session_seed
+
+    return colour_plates(seed=session_seed(study_seed=rater.study.seed, rater_id=rater.pk))

@@ -34,6 +34,7 @@ from ratingstudy.studies.models import (
 )
 from ratingstudy.studies.sampling import design_problems, session_seed, trials_draw
 from ratingstudy.studies.selectors import (
+    rater_colour_plates,
     session_of_rater,
     sets_image_sizes,
     sets_pools,
@@ -679,7 +680,7 @@ def rater_qualification_evaluate(*, rater: Rater) -> bool | None:
 
 def rater_colour_screen(*, rater: Rater, answers: list[int | None]) -> bool:
     """Score the hue-discrimination screen; a rater below its pass mark is screened out."""
-    plates = colour_screen.colour_plates(seed=session_seed(study_seed=rater.study.seed, rater_id=rater.pk))
+    plates = rater_colour_plates(rater=rater)
     score = colour_screen.colour_screen_score(plates=plates, answers=answers)
     rater.colour_screen_score = score
     fields = ["colour_screen_score"]

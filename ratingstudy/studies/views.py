@@ -30,10 +30,10 @@ from ratingstudy.studies.models import (
     Study,
     Trial,
 )
-from ratingstudy.studies.sampling import session_seed
 from ratingstudy.studies.selectors import (
     InvitationRefused,
     practice_feedback,
+    rater_colour_plates,
     rater_get,
     rater_needs_consent,
     session_next_trial,
@@ -305,7 +305,7 @@ def screen(request: HttpRequest, rater: Rater) -> HttpResponse:
     """The hue-discrimination screen (when the study asks for it), before the first trial."""
     if not rater.study.colour_screen or rater.colour_screen_score is not None:
         return redirect("studies:trial", token=rater.token)
-    plates = colour_screen.colour_plates(seed=session_seed(study_seed=rater.study.seed, rater_id=rater.pk))
+    plates = rater_colour_plates(rater=rater)
     if request.method == "POST":
         answers = [_int_or_none(request.POST.get(f"plate_{i}")) for i in range(len(plates))]
         rater_colour_screen(rater=rater, answers=answers)
