@@ -164,7 +164,7 @@ def child(mode: str, study_id: int, out_path: str) -> dict:
     from django.test import RequestFactory
 
     from ratingstudy.results import views
-    from ratingstudy.results.selectors import RESPONSE_COLUMNS, response_export_queryset
+    from ratingstudy.results.export_selectors import RESPONSE_COLUMNS, response_export_queryset
     from ratingstudy.studies.models import Study
 
     study = Study.objects.get(pk=study_id)

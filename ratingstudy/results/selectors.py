@@ -1,4 +1,4 @@
-"""Reads of the results app: a study's responses joined with metric reports, as tables.
+"""Reads of the results app: a study's analysis, joined with metric reports, as tables.
 
 ``study_results`` is what the results page and its JSON endpoint show. Rows are
 *groups*: one per generated model (``ImageSet.model_name``, or the set's name when
@@ -11,21 +11,20 @@ What is analysed (:class:`ResultFilters`):
 * trials that are attention checks (corrupted or repeated images) are never analysed:
   they are not study data;
 * practice trials are excluded unless ``include_practice``;
-* raters excluded by the study's rule (``Study.is_excluded``: by default 2 failed attention
-  checks, or more than half of them) are left out unless ``include_failed_checks``; the
-  rater table and the export say why each one was.
-  A **corrupted** check fails when the damaged image is judged real or rated
-  ``CORRUPTED_MAX_QUALITY + 1`` or more; a **repeat** check fails when the real/fake
-  answer differs from the one given to the same image earlier, or the quality rating
-  differs by more than ``REPEAT_MAX_QUALITY_CHANGE``.
+* raters excluded by the study's rule are left out unless ``include_failed_checks``; the
+  rules and the reasons given are in :mod:`ratingstudy.results.checks`.
+
+The other reads of the app: the tidy and aggregate exports in
+:mod:`ratingstudy.results.export_selectors`, the reproducibility manifest in
+:mod:`ratingstudy.results.manifest_selectors`, and the stored snapshot the page shows in
+:mod:`ratingstudy.results.snapshots`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +34,17 @@ from django.db.models import Count, Max, Q, QuerySet
 from ratingstudy.catalog.models import Image, ImageSet
 from ratingstudy.results import stats
 from ratingstudy.results.analyses import protocol_sections
+from ratingstudy.results.checks import (
+    check_failures,
+    exclusion_rule,
+    rater_exclusions,
+    study_response_rows,
+)
 from ratingstudy.results.models import ImageMetric, MetricReport
 from ratingstudy.results.reports import metric_sort_key, report_aggregates
-from ratingstudy.studies.models import Rater, Response, Study, Trial
+from ratingstudy.studies.models import Rater, Response, Study
 
 REAL = "real"
-CORRUPTED_MAX_QUALITY = 2
-REPEAT_MAX_QUALITY_CHANGE = 1
 #: Experience groups (years), as ``(label, lowest, highest)`` inclusive.
 EXPERIENCE_GROUPS: tuple[tuple[str, int, int], ...] = (
     ("< 5 years", 0, 4),
@@ -91,30 +94,6 @@ def experience_group(years: int | None) -> str:
     return NO_EXPERIENCE
 
 
-# --------------------------------------------------------------- loading responses
-
-_RESPONSE_FIELDS = (
-    "id",
-    "trial__session__rater_id",
-    "trial_id",
-    "trial__index",
-    "trial__is_practice",
-    "trial__attention_check",
-    "trial__repeat_of_id",
-    "trial__image_id",
-    "trial__image__image_set__kind",
-    "trial__image__image_set__model_name",
-    "trial__image__image_set__name",
-    "judged_real",
-    "quality",
-    "trial__is_qualification",
-    "choice",
-    "trial__real_side",
-    "diagnosis",
-    "trial__image__label",
-)
-
-
 @dataclass
 class _Responses:
     """Analysed responses as parallel arrays (one entry per response)."""
@@ -144,86 +123,6 @@ class _Responses:
         return int(self.rater.size)
 
 
-def check_failures(*, rows: Iterable[Sequence[Any]]) -> dict[int, dict[str, Any]]:
-    """Attention-check outcomes per rater: ``{rater_id: {"passed": n, "failed": n, "failures": [why, ...]}}``.
-
-    ``rows`` are ``_RESPONSE_FIELDS`` tuples of one study (any order); see the module
-    docstring for the rules. Each failure is described in words, with the trial positions.
-    """
-    by_trial: dict[int, tuple] = {}
-    checks = []
-    for row in rows:
-        by_trial[row[2]] = row
-        if row[5]:
-            checks.append(row)
-    outcome: dict[int, dict[str, Any]] = defaultdict(lambda: {"passed": 0, "failed": 0, "failures": []})
-    for row in sorted(checks, key=lambda r: (r[1], r[3])):
-        rater, index, kind, judged_real, quality = row[1], row[3], row[5], row[11], row[12]
-        choice, real_side, diagnosis = row[14], row[15], row[16]
-        why = []
-        if kind == Trial.AttentionCheck.CORRUPTED:
-            if judged_real is True:
-                why.append("judged real")
-            if quality is not None and quality > CORRUPTED_MAX_QUALITY:
-                why.append(f"quality {quality} (> {CORRUPTED_MAX_QUALITY})")
-            if choice and choice != real_side:
-                why.append("chose the corrupted image as real")
-            if diagnosis and judged_real is None and quality is None and not choice:
-                continue  # a diagnosis has no right answer for a corrupted image: not a check there
-            where = f"corrupted image at trial {index + 1}"
-        else:
-            original = by_trial.get(row[6])
-            if original is None:  # the original is not answered yet: nothing to compare
-                continue
-            if judged_real is not None and original[11] is not None and judged_real != original[11]:
-                why.append(f"{_real_word(judged_real)} after {_real_word(original[11])}")
-            if quality is not None and original[12] is not None and abs(quality - original[12]) > REPEAT_MAX_QUALITY_CHANGE:
-                why.append(f"quality {quality} after {original[12]}")
-            if choice and original[14] and (choice == real_side) != (original[14] == original[15]):
-                why.append("chose the other image of the same pair")
-            if diagnosis and original[16] and diagnosis != original[16]:
-                why.append(f"{diagnosis} after {original[16]}")
-            where = f"repeat at trial {index + 1} of trial {original[3] + 1}"
-        outcome[rater]["failed" if why else "passed"] += 1
-        if why:
-            outcome[rater]["failures"].append(f"{where}: {', '.join(why)}")
-    return dict(outcome)
-
-
-def _real_word(judged_real: bool) -> str:
-    return "real" if judged_real else "generated"
-
-
-def rater_exclusions(*, study: Study, checks: dict[int, dict[str, Any]]) -> dict[int, str]:
-    """Raters not analysed, each with the reason in words: those the study's attention-check rule
-    excludes (``Study.is_excluded``), and those screened out (colour screen or qualification failed)."""
-    excluded = dict(Rater.objects.filter(study=study).exclude(screened_out="").values_list("pk", "screened_out"))
-    for rater, outcome in checks.items():
-        checked = outcome["passed"] + outcome["failed"]
-        if study.is_excluded(failed=outcome["failed"], checked=checked) and rater not in excluded:
-            excluded[rater] = (
-                f"failed {outcome['failed']} of {checked} attention checks ({exclusion_rule(study)}): "
-                + "; ".join(outcome["failures"])
-            )
-    return excluded
-
-
-def exclusion_rule(study: Study) -> str:
-    """The study's exclusion rule in words."""
-    parts = []
-    if study.exclude_after_failed_checks:
-        parts.append(f"{study.exclude_after_failed_checks} or more failed")
-    if study.exclude_failed_share < 1:
-        parts.append(f"more than {study.exclude_failed_share:.0%} failed")
-    return "excluded when " + " or ".join(parts) if parts else "never excluded"
-
-
-def _study_rows(study: Study) -> list[tuple]:
-    return list(
-        Response.objects.filter(trial__session__study=study).order_by("trial__session_id", "trial__index").values_list(*_RESPONSE_FIELDS)
-    )
-
-
 # ------------------------------------------------------------------ the study page
 
 
@@ -240,7 +139,7 @@ def _seed(study: Study, *parts: str) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def _study_groups(study: Study) -> tuple[list[str], dict[str, list[ImageSet]]]:
+def study_groups(*, study: Study) -> tuple[list[str], dict[str, list[ImageSet]]]:
     """Every group of the study (generated models by name, then real), with its sets."""
     sets: dict[str, list[ImageSet]] = defaultdict(list)
     for image_set in list(study.generated_image_sets.all()) + list(study.real_image_sets.all()):
@@ -249,7 +148,7 @@ def _study_groups(study: Study) -> tuple[list[str], dict[str, list[ImageSet]]]:
     return names, sets
 
 
-def _latest_reports(sets: dict[str, list[ImageSet]]) -> dict[str, MetricReport]:
+def latest_reports(*, sets: dict[str, list[ImageSet]]) -> dict[str, MetricReport]:
     """The newest metric report of each group's sets."""
     set_ids = {s.pk: name for name, group in sets.items() for s in group}
     latest: dict[str, MetricReport] = {}
@@ -446,7 +345,7 @@ def _per_image_scores(data: _Responses) -> dict[int, dict[str, float | int | Non
     }
 
 
-def _image_metrics(reports: Iterable[MetricReport]) -> dict[str, dict[int, float]]:
+def image_metric_values(*, reports: Iterable[MetricReport]) -> dict[str, dict[int, float]]:
     """``{metric name: {image id: value}}`` of the given reports."""
     values: dict[str, dict[int, float]] = defaultdict(dict)
     for image_id, name, value in ImageMetric.objects.filter(report__in=list(reports)).values_list("image_id", "name", "value"):
@@ -476,8 +375,8 @@ def _spearman_table(scores: dict[int, dict], metrics: dict[str, dict[int, float]
 def study_results(*, study: Study, filters: ResultFilters | None = None) -> dict:
     """Everything the results page shows, as JSON-ready data (no NaN: ``None`` + reason)."""
     filters = filters or ResultFilters()
-    rows = _study_rows(study)
-    groups, sets = _study_groups(study)
+    rows = study_response_rows(study=study)
+    groups, sets = study_groups(study=study)
     raters = {r.pk: r for r in Rater.objects.filter(study=study, is_audit=False).order_by("pk")}
     checks = check_failures(rows=rows)
     failed = {rater for rater, outcome in checks.items() if outcome["failed"]}
@@ -500,7 +399,7 @@ def study_results(*, study: Study, filters: ResultFilters | None = None) -> dict
         .values_list("image_set_id", "n")
     )
     group_sizes = {name: sum(image_counts.get(s.pk, 0) for s in sets[name]) for name in groups}
-    reports = _latest_reports(sets)
+    reports = latest_reports(sets=sets)
 
     model_rows = []
     for name in groups:
@@ -518,7 +417,7 @@ def study_results(*, study: Study, filters: ResultFilters | None = None) -> dict
 
     per_image = _per_image_scores(data)
     image_group = {int(i): str(g) for i, g in zip(data.image, data.group, strict=True)}
-    image_metrics = _image_metrics(reports.values())
+    image_metrics = image_metric_values(reports=reports.values())
     spearman, scatter = _spearman_table(per_image, image_metrics, image_group)
 
     per_image_quality = {
@@ -581,326 +480,6 @@ def study_list() -> QuerySet[Study]:
     ).order_by("-created_at")
 
 
-# -------------------------------------------------------------------- exports
-
-#: Tidy response columns: name -> pandas dtype (what ``pandas.read_csv(dtype=...)`` should use).
-RESPONSE_COLUMNS: dict[str, str] = {
-    "study_id": "int64",
-    "design_version": "int64",
-    "rater_id": "string",
-    "rater_role": "string",
-    "rater_years_experience": "Int64",
-    "rater_specialty": "string",
-    "rater_failed_checks": "boolean",
-    "rater_excluded": "boolean",
-    "exclusion_reason": "string",
-    "task": "string",
-    "session_id": "int64",
-    "trial_index": "int64",
-    "image_id": "int64",
-    "image_kind": "string",
-    "model": "string",
-    "image_set": "string",
-    "label": "string",
-    "is_practice": "boolean",
-    "is_qualification": "boolean",
-    "attention_check": "string",
-    "repeat_of_index": "Int64",
-    "variant": "string",
-    "exposure_ms": "Int64",
-    "staircase_level": "Int64",
-    "pair_image_id": "Int64",
-    "real_side": "string",
-    "judged_real": "boolean",
-    "quality": "Int64",
-    "confidence": "Int64",
-    "choice": "string",
-    "chose_real": "boolean",
-    "diagnosis": "string",
-    "subtype": "string",
-    "marks": "string",
-    "client_ms": "Int64",
-    "server_ms": "int64",
-    "onscreen_ms": "Int64",
-    "paint_ms": "Int64",
-    "zoom_max": "float64",
-    "zoomed_ms": "Int64",
-    "shown_at": "datetime",
-    "answered_at": "datetime",
-}
-
-_EXPORT_FIELDS = (
-    "trial__session__rater_id",
-    "trial__session__rater__role",
-    "trial__session__rater__years_experience",
-    "trial__session__rater__specialty",
-    "trial__session_id",
-    "trial__index",
-    "trial__image_id",
-    "trial__image__image_set__kind",
-    "trial__image__image_set__model_name",
-    "trial__image__image_set__name",
-    "trial__image__label",
-    "trial__is_practice",
-    "trial__is_qualification",
-    "trial__attention_check",
-    "trial__repeat_of__index",
-    "trial__variant",
-    "trial__exposure_ms",
-    "trial__staircase_level",
-    "trial__pair_image_id",
-    "trial__real_side",
-    "judged_real",
-    "quality",
-    "confidence",
-    "choice",
-    "diagnosis",
-    "subtype",
-    "marks",
-    "client_ms",
-    "server_ms",
-    "onscreen_ms",
-    "paint_ms",
-    "zoom_max",
-    "zoomed_ms",
-    "trial__shown_at",
-    "created_at",
-)
-
-
-def response_export_queryset(*, study: Study) -> QuerySet:
-    """The rows of the tidy export, as ``values_list`` tuples in session and trial order."""
-    return (
-        Response.objects.filter(trial__session__study=study)
-        .order_by("trial__session_id", "trial__index")
-        .values_list(*_EXPORT_FIELDS)
-    )
-
-
-def study_check_outcomes(*, study: Study) -> tuple[set[int], dict[int, str]]:
-    """Raters of ``study`` who failed at least one attention check, and those its rule excludes (with why)."""
-    check_rows = (
-        Response.objects.filter(trial__session__study=study)
-        .filter(Q(trial__attention_check__gt="") | Q(trial__repeats__isnull=False))
-        .values_list(*_RESPONSE_FIELDS)
-        .distinct()
-    )
-    checks = check_failures(rows=check_rows)
-    return {rater for rater, outcome in checks.items() if outcome["failed"]}, rater_exclusions(study=study, checks=checks)
-
-
-#: First characters that make a spreadsheet evaluate a cell as a formula (OWASP CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(text: str) -> str:
-    """``text`` with a leading ``'`` when a spreadsheet would run it as a formula; used on
-    free text typed by raters (their specialty), never on numbers."""
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
-def response_export_rows(*, study: Study, chunk_size: int = 5000) -> Iterator[tuple]:
-    """Tidy rows in :data:`RESPONSE_COLUMNS` order, streamed from the database in chunks
-    of ``chunk_size`` (constant memory: nothing is collected). The rater's specialty,
-    free text, goes through :func:`spreadsheet_safe`."""
-    failed, exclusions = study_check_outcomes(study=study)
-    study_id, version, task, exposure = study.pk, study.design_version, study.task, study.exposure_ms
-    for (
-        rater_id, role, years, specialty, session_id, index, image_id, kind, model_name, set_name,
-        label, is_practice, is_qualification, check, repeat_index, variant, trial_exposure, level, pair_id, real_side,
-        judged_real, quality, confidence, choice, diagnosis, subtype, marks, client_ms, server_ms,
-        onscreen_ms, paint_ms, zoom_max, zoomed_ms, shown_at, answered_at,
-    ) in response_export_queryset(study=study).iterator(chunk_size=chunk_size):  # fmt: skip
-        yield (
-            study_id, version, rater_pseudonym(rater_id), role, years, spreadsheet_safe(specialty), rater_id in failed,
-            rater_id in exclusions, exclusions.get(rater_id, ""), task, session_id, index,
-            image_id, kind, REAL if kind == ImageSet.Kind.REAL else (model_name or set_name), set_name, label,
-            is_practice, is_qualification, check, repeat_index, variant, trial_exposure or exposure, level, pair_id,
-            real_side, judged_real, quality, confidence, choice, (choice == real_side) if choice else None, diagnosis,
-            subtype, json.dumps(marks) if marks else "", client_ms, server_ms,
-            onscreen_ms, paint_ms, zoom_max, zoomed_ms, shown_at, answered_at,
-        )  # fmt: skip
-
-
-def image_aggregate_rows(*, study: Study, filters: ResultFilters | None = None) -> tuple[list[str], Iterator[tuple]]:
-    """Per-image aggregates (analysed responses, see :class:`ResultFilters`) of every
-    image in the study's sets, rated or not, with the image's automatic metrics."""
-    filters = filters or ResultFilters()
-    rows = _study_rows(study)
-    checks = check_failures(rows=rows)
-    excluded = set() if filters.include_failed_checks else set(rater_exclusions(study=study, checks=checks))
-    sums: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0.0])  # n, sum q, sum q^2, n judged, n real
-    raters_of: dict[int, set[int]] = defaultdict(set)
-    for r in rows:
-        if r[5] or r[13] or (r[4] and not filters.include_practice) or r[1] in excluded:
-            continue
-        acc = sums[r[7]]
-        raters_of[r[7]].add(r[1])
-        if r[12] is not None:
-            acc[0] += 1
-            acc[1] += r[12]
-            acc[2] += r[12] * r[12]
-        if r[11] is not None:
-            acc[3] += 1
-            acc[4] += bool(r[11])
-    _, sets = _study_groups(study)
-    reports = _latest_reports(sets)
-    metrics = _image_metrics(reports.values())
-    metric_names = sorted(metrics, key=metric_sort_key)
-    header = [
-        "image_id", "image_set", "image_kind", "model", "label", "source_path", "source_image_id",
-        "n_raters", "n_quality", "mean_quality", "sd_quality", "n_judged", "share_judged_real",
-    ] + [f"metric:{name}" for name in metric_names]  # fmt: skip
-
-    def generate() -> Iterator[tuple]:
-        images = (
-            Image.objects.filter(image_set__in=[s for group in sets.values() for s in group])
-            .order_by("image_set__name", "source_path")
-            .values_list("id", "image_set__name", "image_set__kind", "image_set__model_name", "label", "source_path", "source_image_id")
-        )
-        for image_id, set_name, kind, model_name, label, source_path, source_id in images.iterator(chunk_size=2000):
-            n_q, s_q, ss_q, n_j, n_real = sums.get(image_id, (0, 0.0, 0.0, 0, 0))
-            mean = s_q / n_q if n_q else None
-            sd = float(np.sqrt(max(ss_q - n_q * mean * mean, 0.0) / (n_q - 1))) if n_q > 1 else None
-            yield (
-                image_id, set_name, kind, group_name(kind=kind, model_name=model_name, set_name=set_name), label,
-                source_path, source_id, len(raters_of.get(image_id, ())), n_q, mean, sd, n_j,
-                n_real / n_j if n_j else None,
-            ) + tuple(metrics[name].get(image_id) for name in metric_names)  # fmt: skip
-
-    return header, generate()
-
-
-def model_summary_rows(*, results: dict) -> tuple[list[str], list[tuple]]:
-    """One flat row per model (and real images) from :func:`study_results` output."""
-    estimate_columns = (
-        ("mos", "mos"), ("mos_bootstrap", "mos_boot"), ("judged_real", "judged_real"), ("judged_real_bootstrap", "judged_real_boot"),
-    )  # fmt: skip
-    hype_columns = ("fake_error", "real_error", "overall")
-    cost_columns = ("parameters", "train_seconds", "images_per_s", "peak_gpu_mem_bytes", "device")
-    header = ["model", "is_real", "n_images", "n_images_rated", "n_raters", "n_responses"]
-    for _, prefix in estimate_columns:
-        header += [prefix, f"{prefix}_low", f"{prefix}_high"]
-    header += [f"hype_{c}" for c in hype_columns] + [f"quality_{level}" for level in stats.QUALITY_LEVELS]
-    header += [f"metric:{m}" for m in results["metric_columns"]] + ["extractor"] + [f"cost_{c}" for c in cost_columns]
-    table = []
-    for row in results["models"]:
-        values: list[Any] = [row["name"], row["is_real"], row["n_images"], row["n_images_rated"], row["n_raters"], row["n_responses"]]
-        for key, _ in estimate_columns:
-            values += [row[key]["value"], row[key]["low"], row[key]["high"]]
-        values += [row["hype"][c]["value"] for c in hype_columns] + list(row["quality_distribution"])
-        values += [row["metrics"].get(m) for m in results["metric_columns"]] + [row["extractor"]]
-        values += [row["cost"].get(c) for c in cost_columns]
-        table.append(tuple(values))
-    return header, table
-
-
-def _versions() -> dict[str, str]:
-    import platform
-    from importlib import metadata
-
-    versions = {"python": platform.python_version()}
-    for package in ("Django", "numpy", "scipy", "statsmodels", "krippendorff", "plotly"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
-def study_manifest(*, study: Study, filters: ResultFilters | None = None) -> dict:
-    """What a reader needs to reproduce the study's numbers: design, seeds, image sets with
-    checkpoint hashes, metric report settings, analysis rules and software versions."""
-    from django.utils import timezone
-
-    filters = filters or ResultFilters()
-    design_fields = (
-        "task", "ask_confidence", "images_per_rater", "balance", "raters_per_image", "practice_trials",
-        "corrupted_checks", "repeat_checks", "exposure_ms", "canvas_width", "canvas_height", "fit", "jpeg_quality",
-        "practice_holdout", "exclude_after_failed_checks", "exclude_failed_share", "is_open",
-    )  # fmt: skip
-    _, sets = _study_groups(study)
-    image_sets = []
-    for group, members in sets.items():
-        for image_set in members:
-            images = Image.objects.filter(image_set=image_set)
-            image_sets.append(
-                {
-                    "id": image_set.pk,
-                    "name": image_set.name,
-                    "kind": image_set.kind,
-                    "group": group,
-                    "model_name": image_set.model_name,
-                    "source": image_set.source,
-                    "images": images.count(),
-                    "import_params": image_set.import_params,
-                    "checkpoint_sha256": sorted(set(images.exclude(checkpoint_sha256="").values_list("checkpoint_sha256", flat=True))),
-                }
-            )
-    reports = [
-        {
-            "id": report.pk,
-            "image_set_id": report.image_set_id,
-            "model_name": report.model_name,
-            "extractor": report.extractor,
-            "job_id": report.job_id,
-            "created_at": report.created_at.isoformat(),
-            "settings": report.report.get("settings", {}),
-            "mapping": report.mapping,
-            "cost": report.cost,
-        }
-        for report in MetricReport.objects.filter(image_set__in=[s for group in sets.values() for s in group]).order_by("created_at", "id")
-    ]
-    sessions = [
-        {
-            "rater": rater_pseudonym(rater_id),
-            "session_id": session_id,
-            "seed": seed,
-            "started_at": started.isoformat() if started else None,
-            "completed_at": completed.isoformat() if completed else None,
-            "trials": n_trials,
-        }
-        for rater_id, session_id, seed, started, completed, n_trials in study.sessions.order_by("id")
-        .annotate(n_trials=Count("trials"))
-        .values_list("rater_id", "id", "seed", "started_at", "completed_at", "n_trials")
-    ]
-    return {
-        "generated_at": timezone.now().isoformat(),
-        "study": {"id": study.pk, "name": study.name, "seed": study.seed, "created_at": study.created_at.isoformat()},
-        "design_version": study.design_version,
-        "previous_version": study.previous_version_id,
-        "design": {name: getattr(study, name) for name in design_fields},
-        "what_raters_read": {
-            "instructions": study.instructions,
-            "instructions_sha256": hashlib.sha256(study.instructions.encode()).hexdigest(),
-            "consent_text": study.consent_text,
-            "consent_sha256": study.consent_sha256,
-            "consent_version": study.consent_version,
-        },
-        "withdrawals": {
-            "mode": study.withdrawal,
-            "count": study.withdrawals.count(),
-            "responses_affected": sum(study.withdrawals.values_list("responses", flat=True)),
-        },
-        "image_sets": image_sets,
-        "sessions": sessions,
-        "metric_reports": reports,
-        "analysis": {
-            **filters.as_dict(),
-            "confidence": stats.CONFIDENCE,
-            "corrupted_check_fails_above_quality": CORRUPTED_MAX_QUALITY,
-            "repeat_check_max_quality_change": REPEAT_MAX_QUALITY_CHANGE,
-            "exclusion_rule": exclusion_rule(study),
-            "experience_groups": [list(g) for g in EXPERIENCE_GROUPS],
-            "bootstrap": "two-way cluster (raters x images, Owen 2007 pigeonhole), percentile, seeded from the study seed",
-            "dprime_correction": "log-linear (Hautus 1995)",
-            "multiple_comparisons": "Holm",
-        },
-        "columns": {"responses": RESPONSE_COLUMNS},
-        "software": _versions(),
-    }
-
-
 def study_group_mean_image(*, study: Study, group: str, limit: int = 200) -> np.ndarray | None:
     """The pixel mean of up to ``limit`` of a group's served renders (what raters saw), or None."""
     from django.core.cache import cache
@@ -909,7 +488,7 @@ def study_group_mean_image(*, study: Study, group: str, limit: int = 200) -> np.
     from ratingstudy.studies.models import Render
     from ratingstudy.studies.rendering import decode_served
 
-    _, sets = _study_groups(study)
+    _, sets = study_groups(study=study)
     names = list(
         Render.objects.filter(presentation=study.presentation.key, image__image_set__in=sets.get(group, []))
         .order_by("image_id")
@@ -931,28 +510,3 @@ def study_group_mean_image(*, study: Study, group: str, limit: int = 200) -> np.
     cache.set(key, mean, 3600)
     return mean
 
-
-def marks_export_rows(*, study: Study) -> Iterator[tuple]:
-    """Every mark of the study, one row each (attention checks and qualification included, flagged)."""
-    rows = (
-        Response.objects.filter(trial__session__study=study)
-        .exclude(marks=[])
-        .order_by("trial__session_id", "trial__index")
-        .values_list(
-            "trial__session__rater_id", "trial__index", "trial__image_id", "trial__image__image_set__kind",
-            "trial__image__image_set__model_name", "trial__image__image_set__name", "trial__is_practice",
-            "trial__attention_check", "marks",
-        )
-    )  # fmt: skip
-    for rater, index, image, kind, model, set_name, practice, check, marks in rows.iterator(chunk_size=2000):
-        group = group_name(kind=kind, model_name=model, set_name=set_name)
-        for number, mark in enumerate(marks):
-            yield (
-                rater_pseudonym(rater), index, image, group, practice, check, number, mark["type"], mark["x"], mark["y"],
-                mark.get("w"), mark.get("h"),
-            )  # fmt: skip
-
-
-MARK_COLUMNS = [
-    "rater_id", "trial_index", "image_id", "model", "is_practice", "attention_check", "mark", "type", "x", "y", "w", "h",
-]  # fmt: skip

@@ -25,9 +25,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from ratingstudy.errors import ApplicationError
-from ratingstudy.results import protocols, selectors
+from ratingstudy.results import export_selectors, protocols, selectors
 from ratingstudy.results.analyses import marks_by_group, protocol_answers
+from ratingstudy.results.checks import study_check_outcomes
 from ratingstudy.results.exports import streaming_response
+from ratingstudy.results.manifest_selectors import study_manifest
 from ratingstudy.studies.models import Study
 from ratingstudy.studies.selectors import studies_visible_to
 
@@ -151,8 +153,8 @@ def export_responses(request: HttpRequest, study: Study, fmt: str) -> HttpRespon
     _export_format(fmt)
     return streaming_response(
         filename=f"study-{study.pk}-responses",
-        header=list(selectors.RESPONSE_COLUMNS),
-        rows=selectors.response_export_rows(study=study),
+        header=list(export_selectors.RESPONSE_COLUMNS),
+        rows=export_selectors.response_export_rows(study=study),
         fmt=fmt,
     )
 
@@ -165,7 +167,7 @@ def export_images(request: HttpRequest, study: Study, fmt: str) -> HttpResponse:
         filters = filters_from_request(request)
     except ApplicationError as exc:
         return _bad_request(request, exc, json=fmt == "json")
-    header, rows = selectors.image_aggregate_rows(study=study, filters=filters)
+    header, rows = export_selectors.image_aggregate_rows(study=study, filters=filters)
     return streaming_response(filename=f"study-{study.pk}-images", header=header, rows=rows, fmt=fmt)
 
 
@@ -177,7 +179,7 @@ def export_models(request: HttpRequest, study: Study, fmt: str) -> HttpResponse:
         filters = filters_from_request(request)
     except ApplicationError as exc:
         return _bad_request(request, exc, json=fmt == "json")
-    header, rows = selectors.model_summary_rows(results=_results(study, filters)[1])
+    header, rows = export_selectors.model_summary_rows(results=_results(study, filters)[1])
     return streaming_response(filename=f"study-{study.pk}-models", header=header, rows=rows, fmt=fmt)
 
 
@@ -188,7 +190,7 @@ def export_manifest(request: HttpRequest, study: Study) -> JsonResponse:
         filters = filters_from_request(request)
     except ApplicationError as exc:
         return _bad_request(request, exc, json=True)
-    response = JsonResponse(selectors.study_manifest(study=study, filters=filters), json_dumps_params={"indent": 2})
+    response = JsonResponse(study_manifest(study=study, filters=filters), json_dumps_params={"indent": 2})
     response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-manifest.json"'
     return response
 
@@ -197,7 +199,7 @@ def export_manifest(request: HttpRequest, study: Study) -> JsonResponse:
 @require_GET
 def marks_heatmap(request: HttpRequest, study: Study, group: str) -> HttpResponse:
     """Where raters marked a group's images as giving themselves away, over the group's mean image (PNG)."""
-    excluded = set() if _flag(request, "include_failed") else set(selectors.study_check_outcomes(study=study)[1])
+    excluded = set() if _flag(request, "include_failed") else set(study_check_outcomes(study=study)[1])
     answers = protocol_answers(study=study, excluded=excluded, include_practice=_flag(request, "include_practice"))
     marked = marks_by_group(answers)
     mean = selectors.study_group_mean_image(study=study, group=group)
@@ -216,7 +218,7 @@ def export_marks(request: HttpRequest, study: Study, fmt: str) -> HttpResponse:
     """Every mark of the study, one row each."""
     _export_format(fmt)
     return streaming_response(
-        filename=f"study-{study.pk}-marks", header=selectors.MARK_COLUMNS, rows=selectors.marks_export_rows(study=study), fmt=fmt
+        filename=f"study-{study.pk}-marks", header=export_selectors.MARK_COLUMNS, rows=export_selectors.marks_export_rows(study=study), fmt=fmt
     )
 
 

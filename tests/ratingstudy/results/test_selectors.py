@@ -15,7 +15,13 @@ from statsmodels.stats.proportion import proportion_confint
 
 from ratingstudy.catalog.models import ImageSet
 from ratingstudy.results import selectors
-from ratingstudy.results.selectors import ResultFilters, check_failures, study_results
+from ratingstudy.results.checks import (
+    check_failures,
+    rater_exclusions,
+    study_check_outcomes,
+    study_response_rows,
+)
+from ratingstudy.results.selectors import ResultFilters, study_results
 from ratingstudy.results.services import metric_report_store
 from ratingstudy.studies.models import Response, Trial
 from tests.ratingstudy.results.factories import (
@@ -117,17 +123,17 @@ def test_attention_check_rules():
     first = answer(rater=rater, image=image, index=50, judged_real=True, quality=4)
     answer(rater=rater, image=image, index=51, judged_real=True, quality=3, attention_check=Trial.AttentionCheck.REPEAT, repeat_of=first)
     answer(rater=rater, image=image, index=52, judged_real=False, quality=2, attention_check=Trial.AttentionCheck.CORRUPTED)
-    rows = selectors._study_rows(sim.study)
+    rows = study_response_rows(study=sim.study)
     assert check_failures(rows=rows) == {rater.pk: {"passed": 2, "failed": 0, "failures": []}}
     answer(rater=rater, image=image, index=53, judged_real=False, quality=4, attention_check=Trial.AttentionCheck.REPEAT, repeat_of=first)
     answer(rater=rater, image=image, index=54, judged_real=None, quality=3, attention_check=Trial.AttentionCheck.CORRUPTED)
-    outcome = check_failures(rows=selectors._study_rows(sim.study))[rater.pk]
+    outcome = check_failures(rows=study_response_rows(study=sim.study))[rater.pk]
     assert (outcome["passed"], outcome["failed"]) == (2, 2)
     assert outcome["failures"] == [
         "repeat at trial 54 of trial 51: generated after real",
         "corrupted image at trial 55: quality 3 (> 2)",
     ]
-    failed, excluded = selectors.study_check_outcomes(study=sim.study)
+    failed, excluded = study_check_outcomes(study=sim.study)
     assert failed == {rater.pk} and set(excluded) == {rater.pk}
     assert excluded[rater.pk].startswith("failed 2 of 4 attention checks (excluded when 2 or more failed or more than 50% failed)")
 
@@ -140,15 +146,15 @@ def test_exclusion_rule_is_the_studys_and_explained():
     for index in (51, 52, 53):
         answer(rater=rater, image=image, index=index, judged_real=True, quality=4, attention_check=Trial.AttentionCheck.REPEAT, repeat_of=first)
     answer(rater=rater, image=image, index=54, judged_real=True, quality=1, attention_check=Trial.AttentionCheck.CORRUPTED)
-    checks = check_failures(rows=selectors._study_rows(sim.study))
+    checks = check_failures(rows=study_response_rows(study=sim.study))
     # One failure in four checks: kept under the default rule (2 failures, or more than half).
-    assert selectors.rater_exclusions(study=sim.study, checks=checks) == {}
+    assert rater_exclusions(study=sim.study, checks=checks) == {}
     sim.study.exclude_after_failed_checks = 1
-    assert set(selectors.rater_exclusions(study=sim.study, checks=checks)) == {rater.pk}
+    assert set(rater_exclusions(study=sim.study, checks=checks)) == {rater.pk}
     sim.study.exclude_after_failed_checks, sim.study.exclude_failed_share = 0, 0.2
-    assert "more than 20% failed" in selectors.rater_exclusions(study=sim.study, checks=checks)[rater.pk]
+    assert "more than 20% failed" in rater_exclusions(study=sim.study, checks=checks)[rater.pk]
     sim.study.exclude_failed_share = 1.0
-    assert selectors.rater_exclusions(study=sim.study, checks=checks) == {}
+    assert rater_exclusions(study=sim.study, checks=checks) == {}
 
 
 def test_experience_groups_and_comparisons():

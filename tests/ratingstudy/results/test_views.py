@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from ratingstudy.results import views
-from ratingstudy.results.selectors import RESPONSE_COLUMNS
+from ratingstudy.results.export_selectors import RESPONSE_COLUMNS
 from ratingstudy.results.services import metric_report_store
 from ratingstudy.studies.models import Response
 from tests.ratingstudy.results.factories import plain_user, simulated_study, staff_user

@@ -9,7 +9,8 @@ import json
 import pytest
 from django.urls import reverse
 
-from ratingstudy.results.selectors import response_export_rows, study_manifest
+from ratingstudy.results.export_selectors import response_export_rows
+from ratingstudy.results.manifest_selectors import study_manifest
 from ratingstudy.studies.models import ConsentRecord, Rater, Response, Study, Withdrawal
 from ratingstudy.studies.selectors import session_next_trial
 from ratingstudy.studies.services import (

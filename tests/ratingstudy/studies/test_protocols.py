@@ -15,7 +15,8 @@ from django.urls import reverse
 from PIL import Image as PILImage
 
 from ratingstudy.catalog.models import ImageSet
-from ratingstudy.results.selectors import RESPONSE_COLUMNS, response_export_rows, study_results
+from ratingstudy.results.export_selectors import RESPONSE_COLUMNS, response_export_rows
+from ratingstudy.results.selectors import study_results
 from ratingstudy.studies import colour_screen
 from ratingstudy.studies.models import Rater, Study, Trial
 from ratingstudy.studies.sampling import session_seed
