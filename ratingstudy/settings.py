@@ -124,6 +124,13 @@ STATIC_ROOT = env.path("STATIC_ROOT", VAR_DIR / "static")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it to exist
 MEDIA_URL = "media/"
 MEDIA_ROOT = env.path("MEDIA_ROOT", VAR_DIR / "media")
+# Behind nginx (README, "Serving images from nginx"): rater images are sent as an X-Accel-Redirect to
+# this internal location + the file's storage name, so that nginx, not Python, sends their bytes.
+RATER_IMAGE_ACCEL_PREFIX = env.str("RATER_IMAGE_ACCEL_PREFIX", "")
+if RATER_IMAGE_ACCEL_PREFIX and not (RATER_IMAGE_ACCEL_PREFIX.startswith("/") and RATER_IMAGE_ACCEL_PREFIX.endswith("/")):
+    raise ImproperlyConfigured(
+        f"RATER_IMAGE_ACCEL_PREFIX={RATER_IMAGE_ACCEL_PREFIX!r} must start and end with '/' (e.g. /_renders/)"
+    )
 
 # Files go through Django's storage API: local disk by default, S3-compatible
 # object storage (django-storages) when machines do not share a disk.

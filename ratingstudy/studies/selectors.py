@@ -7,12 +7,12 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from ratingstudy.catalog.models import Image, ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.studies.models import Rater, Response, Session, Study, Trial, token_digest
+from ratingstudy.studies.models import ConsentRecord, Rater, Response, Session, Study, Trial, token_digest
 from ratingstudy.studies.sampling import PoolImage
 
 
@@ -57,10 +57,21 @@ class Progress:
 
 def rater_get(*, token: str) -> Rater:
     """The rater holding ``token``; 404 for an unknown token, :class:`InvitationRefused` for an unusable one."""
-    rater = Rater.objects.select_related("study").filter(token_hash=token_digest(token)).first()
+    current_consent = ConsentRecord.objects.filter(rater=OuterRef("pk"), version=OuterRef("study__consent_version"))
+    rater = (
+        Rater.objects.select_related("study")
+        .annotate(consented_current=Exists(current_consent))  # read by rater_needs_consent: no second query
+        .filter(token_hash=token_digest(token))
+        .first()
+    )
     if rater is None:
         raise Http404("unknown invitation")
     rater.token = token  # known for this request only, to build the rater's own links
+    return rater_check(rater)
+
+
+def rater_check(rater: Rater) -> Rater:
+    """``rater`` if their invitation may be used now, else :class:`InvitationRefused` saying why."""
     if rater.is_audit:  # blinding_audit's own temporary rater: fetches images, closed study or not
         return rater
     if rater.withdrawn_at is not None:
@@ -86,7 +97,12 @@ def rater_get(*, token: str) -> Rater:
 def rater_needs_consent(*, rater: Rater) -> bool:
     """Whether the study asks for consent and the rater has not agreed to its current text."""
     study = rater.study
-    return bool(study.consent_text) and not rater.consents.filter(version=study.consent_version).exists()
+    if not study.consent_text:
+        return False
+    consented = getattr(rater, "consented_current", None)  # annotated by rater_get
+    if consented is None:
+        consented = rater.consents.filter(version=study.consent_version).exists()
+    return not consented
 
 
 def session_of_rater(*, rater: Rater) -> Session | None:
@@ -106,6 +122,28 @@ def trial_get(*, rater: Rater, trial_token: str) -> Trial:
     return trial
 
 
+def trial_for_image(*, token: str, trial_token: str) -> Trial:
+    """The trial ``trial_token`` of the rater holding ``token``, for an image request: one query.
+
+    ``trial.session.rater`` (checked by :func:`rater_check`) and ``trial.session.study`` come with it,
+    and ``trial.answered``. 404 for an unknown invitation or a trial of another rater.
+    """
+    trial = (
+        Trial.objects.select_related("session__rater__study")
+        .annotate(response_pk=F("response__pk"))
+        .filter(token=trial_token, session__rater__token_hash=token_digest(token))
+        .first()
+    )
+    if trial is None:
+        raise Http404("unknown trial")
+    rater = trial.session.rater
+    rater.token = token
+    rater_check(rater)
+    trial.session.study = rater.study
+    trial.answered = trial.response_pk is not None
+    return trial
+
+
 def trial_next_token(*, trial: Trial) -> str | None:
     """The token of the trial after ``trial`` in its session (to preload its image), or None."""
     return (
@@ -114,6 +152,70 @@ def trial_next_token(*, trial: Trial) -> str | None:
         .values_list("token", flat=True)
         .first()
     )
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A rater's session with all its trials in order, each marked ``answered``: read in one query.
+
+    What the rater pages need per request (the current trial, the next one, the trial after it to
+    preload, the progress counts) comes from this list instead of one query each; every trial's
+    ``session`` is the one ``session`` object, whose ``study`` and ``rater`` are the rater's own.
+    """
+
+    session: Session
+    trials: list[Trial]
+
+    def trial(self, token: str) -> Trial:
+        """A trial of this session by its token; 404 for any other token."""
+        for trial in self.trials:
+            if trial.token == token:
+                return trial
+        raise Http404("unknown trial")
+
+    def next_trial(self) -> Trial | None:
+        """The first unanswered trial in order, or None when every trial is answered."""
+        return next((trial for trial in self.trials if not trial.answered), None)
+
+    def token_after(self, trial: Trial) -> str | None:
+        """The token of the trial after ``trial`` (to preload its image), or None."""
+        later = [t for t in self.trials if t.index > trial.index]
+        return min(later, key=lambda t: t.index).token if later else None
+
+    def others_open(self, trial: Trial) -> bool:
+        """Whether a trial other than ``trial`` is still unanswered."""
+        return any(not t.answered and t.pk != trial.pk for t in self.trials)
+
+    def mark_answered(self, trial: Trial) -> None:
+        trial.answered = True
+
+    def progress(self) -> Progress:
+        counts = Counter()
+        for trial in self.trials:
+            block = "practice" if trial.is_practice else "qualification" if trial.is_qualification else "main"
+            counts[f"{block}_total"] += 1
+            counts[f"{block}_done"] += bool(trial.answered)
+        names = ("practice_done", "practice_total", "main_done", "main_total", "qualification_done", "qualification_total")
+        return Progress(**{name: counts[name] for name in names})
+
+
+def session_state(*, rater: Rater) -> SessionState | None:
+    """The rater's session and every trial of it, with whether each is answered (one query), or None."""
+    trials = list(
+        Trial.objects.filter(session__rater=rater)
+        .select_related("session")
+        .annotate(response_pk=F("response__pk"))
+        .order_by("index")
+    )
+    if not trials:
+        return None
+    session = trials[0].session
+    session.rater = rater
+    session.study = rater.study
+    for trial in trials:
+        trial.session = session
+        trial.answered = trial.response_pk is not None
+    return SessionState(session=session, trials=trials)
 
 
 def session_next_trial(*, session: Session) -> Trial | None:

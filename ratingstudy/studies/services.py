@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -370,12 +372,24 @@ def study_mask_name(*, study: Study) -> str:
     return f"served/{study.presentation.key}/mask.png"
 
 
+#: Modification time of every served file on local disk: a web server that sends the bytes itself
+#: (nginx, see RATER_IMAGE_ACCEL_PREFIX) derives Last-Modified and ETag from it, and a render made
+#: later (say, a generated set added after the real one) must not date itself.
+SERVED_MTIME = 946684800  # 2000-01-01T00:00:00Z
+
+
 def _storage_put(name: str, data: bytes) -> str:
     if default_storage.exists(name):
         default_storage.delete(name)
     saved = default_storage.save(name, ContentFile(data))
     if saved != name:  # a concurrent writer took the name: the bytes are the same function of the same input
         default_storage.delete(saved)
+    try:
+        path = default_storage.path(name)
+    except NotImplementedError:  # object storage: its own dates, never sent to raters (Python sends the bytes)
+        pass
+    else:
+        os.utime(path, (SERVED_MTIME, SERVED_MTIME))
     return name
 
 
@@ -602,11 +616,17 @@ def trial_image_serve(*, trial: Trial, answered: bool, side: str = "left", now: 
     return render if now <= trial_window_closes(trial=trial) else study_mask_name(study=study)
 
 
-def rating_submit(*, trial: Trial, answer: Answer, received_at: datetime | None = None) -> Response:
+def rating_submit(
+    *, trial: Trial, answer: Answer, received_at: datetime | None = None, last_open: bool | None = None
+) -> Response:
     """Store the one response to ``trial``; raise :class:`AlreadyAnswered` if it has one.
 
     The one-to-one key on ``Response.trial`` is what guarantees a single answer
     when two requests race; the session is marked complete with its last answer.
+    ``last_open`` says whether ``trial`` is the session's last unanswered trial when the caller
+    has just read the session (:class:`~ratingstudy.studies.selectors.SessionState`); None asks
+    the database. (A completion missed by two racing last answers is mended by
+    :func:`session_complete` when the rater next asks for a trial.)
     """
     study = trial.session.study
     asked = study.protocol.answer_fields
@@ -629,8 +649,12 @@ def rating_submit(*, trial: Trial, answer: Answer, received_at: datetime | None 
         raise ApplicationError("Marks go with the answer 'generated': they show what gave the image away.")
     received_at = received_at or timezone.now()
     shown_at = trial.shown_at or received_at
+    # One INSERT, no transaction of its own: the row is the answer, and the session's completion
+    # after it is mended on the next request if it is lost. Inside a caller's transaction (a test,
+    # a script), a savepoint keeps a refused duplicate from breaking that transaction.
+    guard = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
+        with guard:
             response = Response.objects.create(
                 trial=trial,
                 judged_real=answer.judged_real,
@@ -648,15 +672,24 @@ def rating_submit(*, trial: Trial, answer: Answer, received_at: datetime | None 
                 server_ms=max(0, round((received_at - shown_at).total_seconds() * 1000)),
                 created_at=received_at,
             )
-            session = trial.session
-            if not session.trials.filter(response__isnull=True).exists():
-                session.completed_at = received_at
-                session.save(update_fields=["completed_at"])
+        session = trial.session
+        if last_open is None:
+            last_open = not session.trials.filter(response__isnull=True).exists()
+        if last_open:
+            session_complete(session=session, now=received_at)
     except IntegrityError as exc:
         if Response.objects.filter(trial=trial).exists():
             raise AlreadyAnswered("This image has already been answered; your first answer was kept.") from exc
         raise
     return response
+
+
+def session_complete(*, session: Session, now: datetime | None = None) -> Session:
+    """Mark ``session`` complete (its every trial answered), once."""
+    if session.completed_at is None:
+        session.completed_at = now or timezone.now()
+        Session.objects.filter(pk=session.pk, completed_at__isnull=True).update(completed_at=session.completed_at)
+    return session
 
 
 def rater_qualification_evaluate(*, rater: Rater) -> bool | None:

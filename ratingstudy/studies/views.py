@@ -3,6 +3,13 @@
 Views stay thin: they resolve the rater (404 for an unknown token, a polite
 refusal for a revoked link or a closed study), call one selector or service,
 and render or redirect (POST, then redirect, so refresh and back never resubmit).
+
+One request per answer: the trial page's script posts the answer with the
+:data:`FRAGMENT_HEADER` and gets the next trial's page body back in the same
+response (or, when the next step is not a trial, its address in
+:data:`LOCATION_HEADER`). The plain form post, without the script, keeps the
+post-then-redirect. An answer costs four SQL queries: the rater, the session
+with its trials, the insert, and marking the next trial shown.
 """
 
 from __future__ import annotations
@@ -10,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
 from django.core.files.storage import default_storage
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -32,15 +40,15 @@ from ratingstudy.studies.models import (
 )
 from ratingstudy.studies.selectors import (
     InvitationRefused,
+    SessionState,
     practice_feedback,
     rater_colour_plates,
     rater_get,
     rater_needs_consent,
-    session_next_trial,
     session_of_rater,
     session_progress,
-    trial_get,
-    trial_next_token,
+    session_state,
+    trial_for_image,
 )
 from ratingstudy.studies.services import (
     AlreadyAnswered,
@@ -50,6 +58,7 @@ from ratingstudy.studies.services import (
     rater_qualification_evaluate,
     rater_withdraw,
     rating_submit,
+    session_complete,
     session_start,
     trial_image_serve,
     trial_mark_shown,
@@ -61,6 +70,10 @@ RaterView = Callable[..., HttpResponse]
 CONFIDENCE_KEYS = {1: "z", 2: "x", 3: "c"}
 #: What the page's script measures and sends with each answer (see ``Response``).
 BROWSER_MEASURES = ("client_ms", "onscreen_ms", "paint_ms", "zoom_max", "zoomed_ms")
+#: Sent by the trial page's script with an answer: reply with the next trial's page body, not a redirect.
+FRAGMENT_HEADER = "X-Rating-Fragment"
+#: In a fragment reply, where to go instead when the next step is not a trial (feedback, thank-you page).
+LOCATION_HEADER = "X-Rating-Location"
 
 
 def rater_view(view: RaterView) -> RaterView:
@@ -92,6 +105,20 @@ def rater_view(view: RaterView) -> RaterView:
     return wrapper
 
 
+def _wants_fragment(request: HttpRequest) -> bool:
+    return request.headers.get(FRAGMENT_HEADER) == "1"
+
+
+def _go(request: HttpRequest, url_name: str, **kwargs: str) -> HttpResponse:
+    """Redirect; a script's fragment request gets the address in :data:`LOCATION_HEADER` instead."""
+    url = reverse(url_name, kwargs=kwargs)
+    if not _wants_fragment(request):
+        return redirect(url)
+    response = HttpResponse(status=204)
+    response[LOCATION_HEADER] = url
+    return response
+
+
 def _not_ready(request: HttpRequest) -> HttpResponse:
     message = "This study is not ready yet. Please try again later or contact the study team."
     return render(request, "studies/refused.html", {"message": message}, status=503)
@@ -121,7 +148,7 @@ def invitation(request: HttpRequest, rater: Rater) -> HttpResponse:
     return render(request, "studies/welcome.html", {"rater": rater, "study": rater.study, "form": form})
 
 
-def _stages(rater: Rater, trial: Trial, *, answering: bool) -> list[dict]:
+def _stages(rater: Rater, trial: Trial, *, answering: bool, next_token: str | None) -> list[dict]:
     """What each viewer needs: its image URL, the canvas, timing (when answering), the next image to preload.
 
     One stage for a single-image trial; two (left, right) for a 2AFC pair. Untimed studies preload
@@ -130,7 +157,8 @@ def _stages(rater: Rater, trial: Trial, *, answering: bool) -> list[dict]:
     """
     study: Study = rater.study
     closes = trial_window_closes(trial=trial)
-    next_token = None if study.is_timed else trial_next_token(trial=trial)
+    if study.is_timed:
+        next_token = None
     sides = ("left", "right") if trial.render_right else ("",)
     stages = []
     for side in sides:
@@ -165,21 +193,27 @@ def _subtype_choices() -> list[tuple[str, list[tuple[str, str, str]]]]:
     ]
 
 
-def _render_trial(request: HttpRequest, rater: Rater, trial: Trial, form: AnswerForm, status: int = 200) -> HttpResponse:
+def _render_trial(
+    request: HttpRequest, rater: Rater, state: SessionState, trial: Trial, form: AnswerForm, status: int = 200
+) -> HttpResponse:
+    """The trial page, or only its body (``studies/_trial_body.html``) for the page's script."""
     study: Study = rater.study
     context = {
         "rater": rater,
         "study": study,
         "trial": trial,
-        "stages": _stages(rater, trial, answering=True),
+        "stages": _stages(rater, trial, answering=True, next_token=state.token_after(trial)),
         "form": form,
-        "progress": session_progress(session=trial.session),
+        "progress": state.progress(),
         "quality_labels": QUALITY_LABELS.items(),
         "confidence_labels": _confidence_choices(study),
         "subtype_choices": _subtype_choices(),
         "timing_fields": BROWSER_MEASURES,
     }
-    return render(request, "studies/trial.html", context, status=status)
+    template = "studies/_trial_body.html" if _wants_fragment(request) else "studies/trial.html"
+    response = render(request, template, context, status=status)
+    response["Vary"] = FRAGMENT_HEADER
+    return response
 
 
 @require_GET
@@ -194,80 +228,131 @@ def trial(request: HttpRequest, rater: Rater) -> HttpResponse:
         return render(request, "studies/screened.html", {"rater": rater, "study": rater.study})
     if rater.study.colour_screen and rater.colour_screen_score is None:
         return redirect("studies:screen", token=rater.token)
-    session = session_of_rater(rater=rater)
-    if session is None:
+    state = session_state(rater=rater)
+    if state is None:
         try:
-            session = session_start(rater=rater, user_agent=request.headers.get("User-Agent", ""))
+            session_start(rater=rater, user_agent=request.headers.get("User-Agent", ""))
         except ApplicationError:
             return _not_ready(request)
-    current = session_next_trial(session=session)
+        state = session_state(rater=rater)
+    return _next_trial(request, rater, state)
+
+
+def _next_trial(request: HttpRequest, rater: Rater, state: SessionState) -> HttpResponse:
+    """Show the session's first unanswered trial (marked as sent now), or go to the thank-you page."""
+    current = state.next_trial()
     if current is None:
-        return redirect("studies:complete", token=rater.token)
+        session_complete(session=state.session)  # mends a completion missed by two racing last answers
+        return _go(request, "studies:complete", token=rater.token)
     trial_mark_shown(trial=current)
-    return _render_trial(request, rater, current, AnswerForm(study=rater.study))
+    return _render_trial(request, rater, state, current, AnswerForm(study=rater.study))
 
 
 @require_POST
 @rater_view
 def answer(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
-    """Store the answer to one trial, then go to practice feedback or the next trial."""
+    """Store the answer to one trial, then go to practice feedback or the next trial.
+
+    From the page's script (:data:`FRAGMENT_HEADER`) the next trial comes back in this response;
+    a plain form post is redirected to it.
+    """
     if rater_needs_consent(rater=rater):  # the consent text changed while the trial was open
-        return redirect("studies:consent", token=rater.token)
-    current = trial_get(rater=rater, trial_token=trial_token)
+        return _go(request, "studies:consent", token=rater.token)
+    state = session_state(rater=rater)
+    if state is None:
+        raise Http404("unknown trial")
+    current = state.trial(trial_token)
     form = AnswerForm(request.POST, study=rater.study)
     if not form.is_valid():
-        return _render_trial(request, rater, current, form, status=400)
+        return _render_trial(request, rater, state, current, form, status=400)
     try:
-        rating_submit(trial=current, answer=form.answer())
-    except AlreadyAnswered:
-        return redirect("studies:trial", token=rater.token)
+        rating_submit(trial=current, answer=form.answer(), last_open=not state.others_open(current))
+    except AlreadyAnswered:  # a resent answer (network retry, double click): the first one stands
+        current.answered = True
+        return _next_trial(request, rater, state) if _wants_fragment(request) else redirect("studies:trial", token=rater.token)
     except ApplicationError as exc:
         form.add_error(None, exc.message)
-        return _render_trial(request, rater, current, form, status=400)
-    if current.is_qualification:
-        rater_qualification_evaluate(rater=rater)
+        return _render_trial(request, rater, state, current, form, status=400)
+    current.answered = True
+    if current.is_qualification and rater_qualification_evaluate(rater=rater) is False:
+        return _go(request, "studies:trial", token=rater.token)  # the screened-out page
     if current.is_practice:
-        return redirect("studies:feedback", token=rater.token, trial_token=current.token)
-    return redirect("studies:trial", token=rater.token)
+        return _go(request, "studies:feedback", token=rater.token, trial_token=current.token)
+    if not _wants_fragment(request):
+        return redirect("studies:trial", token=rater.token)
+    return _next_trial(request, rater, state)
 
 
 @require_GET
 @rater_view
 def feedback(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
     """After a practice trial: whether the image was real or generated."""
-    current = trial_get(rater=rater, trial_token=trial_token)
+    state = session_state(rater=rater)
+    if state is None:
+        raise Http404("unknown trial")
+    current = state.trial(trial_token)
     context = {
         "rater": rater,
         "study": rater.study,
         "trial": current,
         "feedback": practice_feedback(trial=current),
-        "stages": _stages(rater, current, answering=False),
-        "progress": session_progress(session=current.session),
+        "stages": _stages(rater, current, answering=False, next_token=state.token_after(current)),
+        "progress": state.progress(),
         "quality_labels": QUALITY_LABELS,
     }
     return render(request, "studies/feedback.html", context)
 
 
-def _serve_image(rater: Rater, trial_token: str, side: str) -> HttpResponse:
-    current = trial_get(rater=rater, trial_token=trial_token)
+def _image_response(name: str, *, timed: bool) -> HttpResponse:
+    """The stored bytes ``name`` with the study's one set of headers.
+
+    With ``RATER_IMAGE_ACCEL_PREFIX`` set (a deployment behind nginx, see README), Python sends only
+    an ``X-Accel-Redirect`` to the file and nginx sends the bytes; on local disk otherwise, a file
+    response that the WSGI server may send with ``sendfile``; from object storage, the bytes.
+    """
+    prefix = settings.RATER_IMAGE_ACCEL_PREFIX
+    if prefix:
+        response = HttpResponse(content_type=rendering.SERVED_CONTENT_TYPE)
+        response["X-Accel-Redirect"] = prefix + name
+    else:
+        try:
+            path = default_storage.path(name)
+        except NotImplementedError:  # object storage: no local path
+            with default_storage.open(name, "rb") as stored:
+                response = HttpResponse(stored.read(), content_type=rendering.SERVED_CONTENT_TYPE)
+        else:
+            try:
+                response = FileResponse(open(path, "rb"), content_type=rendering.SERVED_CONTENT_TYPE)
+            except FileNotFoundError as exc:
+                raise Http404("the image is not rendered") from exc
+    for header, value in rendering.SERVED_HEADERS.items():
+        response[header] = value
+    if timed:
+        response["Cache-Control"] = "no-store"
+    else:
+        patch_cache_control(response, private=True, max_age=3600)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _serve_image(request: HttpRequest, token: str, trial_token: str, side: str) -> HttpResponse:
+    """One query (:func:`trial_for_image`), then the render or the mask (:func:`trial_image_serve`)."""
+    try:
+        current = trial_for_image(token=token, trial_token=trial_token)
+    except InvitationRefused as exc:  # the same polite page as every rater URL
+        response = render(request, "studies/refused.html", {"message": exc.message}, status=403)
+        add_never_cache_headers(response)
+        response["Referrer-Policy"] = "no-referrer"
+        return response
     try:
         name = trial_image_serve(trial=current, answered=current.answered, side=side)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
-    with default_storage.open(name, "rb") as stored:
-        response = HttpResponse(stored.read(), content_type=rendering.SERVED_CONTENT_TYPE)
-    for header, value in rendering.SERVED_HEADERS.items():
-        response[header] = value
-    if rater.study.is_timed:
-        response["Cache-Control"] = "no-store"
-    else:
-        patch_cache_control(response, private=True, max_age=3600)
-    return response
+    return _image_response(name, timed=current.session.study.is_timed)
 
 
 @require_GET
-@rater_view
-def image(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
+def image(request: HttpRequest, token: str, trial_token: str) -> HttpResponse:
     """A trial's image (the left one of a 2AFC pair): pre-rendered bytes of one length, one set of headers,
     for every image of the study.
 
@@ -275,14 +360,13 @@ def image(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
     noise mask), and never cached; an untimed study's may be cached privately, so that the
     page can preload the next trial's image.
     """
-    return _serve_image(rater, trial_token, "left")
+    return _serve_image(request, token, trial_token, "left")
 
 
 @require_GET
-@rater_view
-def image_right(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse:
+def image_right(request: HttpRequest, token: str, trial_token: str) -> HttpResponse:
     """The right image of a 2AFC pair, under the same rules as :func:`image`."""
-    return _serve_image(rater, trial_token, "right")
+    return _serve_image(request, token, trial_token, "right")
 
 
 @require_http_methods(["GET", "POST"])

@@ -36,7 +36,8 @@ CLOCK_HEADERS = {"Date", "Expires"}
 def fetch(client, rater, trial) -> tuple[dict[str, str], bytes]:
     response = client.get(reverse("studies:image", kwargs={"token": rater.token, "trial_token": trial.token}))
     assert response.status_code == 200
-    return dict(response.headers), response.content
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return dict(response.headers), body
 
 
 def started(study):

@@ -67,7 +67,7 @@ def test_2afc_pairs_a_generated_image_with_a_real_one_of_its_label_sides_counter
     first = main[0]
     urls = {side: reverse(f"studies:{name}", kwargs={"token": rater.token, "trial_token": first.token})
             for side, name in (("left", "image"), ("right", "image_right"))}  # fmt: skip
-    bodies = {side: client.get(url).content for side, url in urls.items()}
+    bodies = {side: b"".join(client.get(url).streaming_content) for side, url in urls.items()}
     for side, name in (("left", first.render), ("right", first.render_right)):
         with default_storage.open(name, "rb") as fh:
             assert bodies[side] == fh.read()

@@ -1,6 +1,11 @@
 // Trial and practice-feedback pages: when the image (or a 2AFC pair of images) is shown and hidden
 // (timed studies: fixation cross, exposure, backward mask), keyboard answers, one submission carrying
 // the browser's timings. Knows nothing about an image but its opaque URL.
+//
+// One request per answer: the answer is posted with the X-Rating-Fragment header and the reply is the
+// next trial's page body, swapped in place (no new page, no second request); a reply naming another
+// address (X-Rating-Location: practice feedback, the thank-you page) is followed. Without this script,
+// or when the request fails, the form posts the plain way and the server redirects.
 import { disableMarking, enableMarking } from "./marks.js";
 import { openViewer } from "./viewer.js";
 
@@ -12,14 +17,19 @@ window.addEventListener("pageshow", (event) => {
   if (event.persisted) window.location.reload();
 });
 
-const stages = Array.from(document.querySelectorAll(".stage"));
-const stage = stages[0] ?? null; // timing attributes are the same on every stage of a trial
-const form = document.getElementById("answer-form");
-const continueLink = document.getElementById("continue");
-const submitButton = form?.querySelector("button[type=submit]");
+const FRAGMENT_HEADER = "X-Rating-Fragment";
+const LOCATION_HEADER = "X-Rating-Location";
 
-const state = { shownAt: null, paintMs: null, maskedAt: null, masked: false };
+// The trial on the page now; initTrial() sets them again for each trial swapped in.
+let stages = [];
+let stage = null; // timing attributes are the same on every stage of a trial
+let form = null;
+let continueLink = null;
+let submitButton = null;
+// origin: performance.now() when this trial was asked for (0: the page's navigation; else the answer's post).
+let state = { origin: 0, shownAt: null, paintMs: null, maskedAt: null, masked: false };
 let viewers = [];
+let timers = [];
 
 /** The highest magnification reached in any of the trial's viewers, and the longest time zoomed in. */
 function zoomMax() {
@@ -75,6 +85,10 @@ function enableAnswer() {
   if (submitButton) submitButton.disabled = false;
 }
 
+function later(callback, ms) {
+  timers.push(window.setTimeout(callback, ms));
+}
+
 function startTrial() {
   const exposureMs = parseInt(stage.dataset.exposureMs, 10) || 0;
   const fixationMs = parseInt(stage.dataset.fixationMs, 10) || 0;
@@ -99,7 +113,7 @@ function startTrial() {
     state.shownAt = now;
     for (const viewer of viewers) viewer.show(now);
     enableAnswer();
-    if (exposureMs) window.setTimeout(mask, exposureMs);
+    if (exposureMs) later(mask, exposureMs);
   }
 
   function mask() {
@@ -112,7 +126,7 @@ function startTrial() {
   viewers = stages.map((each) =>
     openViewer(each, {
       onFirstPaint(now) {
-        state.paintMs = Math.max(state.paintMs ?? 0, now);
+        state.paintMs = Math.max(state.paintMs ?? 0, now - state.origin);
         painted += 1;
         show();
         const next = each.dataset.nextImageUrl;
@@ -130,7 +144,7 @@ function startTrial() {
   if (exposureMs) {
     // The images load during the fixation cross; they appear once both are done.
     for (const fixation of fixations) fixation.hidden = false;
-    window.setTimeout(() => {
+    later(() => {
       fixationOver = true;
       show();
     }, fixationMs);
@@ -140,6 +154,42 @@ function startTrial() {
 function setField(name, value) {
   const field = form.elements.namedItem(name);
   if (field) field.value = value === null ? "" : String(Math.round(value * 1000) / 1000);
+}
+
+/** Replace the trial on the page with the reply's body (the next trial, or this one with its errors). */
+function swapTrial(html, origin) {
+  const root = document.getElementById("trial-root");
+  endTrial();
+  root.innerHTML = html;
+  const body = root.querySelector(".trial-body");
+  if (body?.dataset.title) document.title = body.dataset.title;
+  initTrial(root, origin);
+}
+
+/** Send the answer and show what comes back; on any failure, post the form the plain way instead. */
+async function sendAnswer(origin) {
+  let reply;
+  try {
+    reply = await fetch(form.action, {
+      method: "POST",
+      body: new URLSearchParams(new FormData(form)),
+      headers: { [FRAGMENT_HEADER]: "1" },
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch {
+    reply = null;
+  }
+  const elsewhere = reply?.headers.get(LOCATION_HEADER);
+  if (elsewhere) {
+    window.location.assign(elsewhere);
+  } else if (reply && (reply.status === 200 || reply.status === 400) && document.getElementById("trial-root")) {
+    swapTrial(await reply.text(), origin);
+  } else {
+    // A network failure, a refusal or a server error: the plain post shows the server's own page. A resent
+    // answer is kept once (the server keeps the first answer to a trial).
+    HTMLFormElement.prototype.submit.call(form);
+  }
 }
 
 function wireAnswerForm() {
@@ -162,6 +212,10 @@ function wireAnswerForm() {
     setField("zoom_max", zoomMax());
     setField("zoomed_ms", viewers.length && shown !== null ? Math.round(zoomedMs()) : null);
     submitButton.disabled = true;
+    if (window.fetch && document.getElementById("trial-root")) {
+      event.preventDefault();
+      sendAnswer(now);
+    }
   });
 }
 
@@ -215,7 +269,6 @@ function wireSubtypes() {
   update();
 }
 
-if (form) wireSubtypes();
 
 /** The "mark" task: once the image is shown, answering "generated" opens the marking tools. */
 function wireMarks() {
@@ -236,8 +289,30 @@ function wireMarks() {
   });
 }
 
-if (form) wireMarks();
+/** The trial leaves the page: stop its timers, close its viewers and marking. */
+function endTrial() {
+  for (const timer of timers) window.clearTimeout(timer);
+  timers = [];
+  disableMarking();
+  for (const each of viewers) each.destroy();
+  viewers = [];
+}
 
-if (continueLink) continueLink.focus();
-if (form) wireAnswerForm();
-if (stage) startTrial();
+/** Start the trial (or practice feedback) found under root. */
+function initTrial(root, origin = 0) {
+  stages = Array.from(root.querySelectorAll(".stage"));
+  stage = stages[0] ?? null;
+  form = root.querySelector("#answer-form");
+  continueLink = root.querySelector("#continue");
+  submitButton = form?.querySelector("button[type=submit]") ?? null;
+  state = { origin, shownAt: null, paintMs: null, maskedAt: null, masked: false };
+  if (form) {
+    wireSubtypes();
+    wireMarks();
+    wireAnswerForm();
+  }
+  if (continueLink) continueLink.focus();
+  if (stage) startTrial();
+}
+
+initTrial(document);

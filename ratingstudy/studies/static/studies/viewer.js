@@ -203,7 +203,7 @@ export function openViewer(stage, { onFirstPaint = () => {}, onError = () => {} 
     });
   }
 
-  document.addEventListener("keydown", (event) => {
+  function onKeyDown(event) {
     const action = KEY_ACTIONS[event.key];
     if (!action || !interactive || !image() || event.altKey || event.ctrlKey || event.metaKey) return;
     const target = event.target;
@@ -211,7 +211,8 @@ export function openViewer(stage, { onFirstPaint = () => {}, onError = () => {} 
     if (event.key.startsWith("Arrow") && target.matches("input")) return; // arrows move between radio answers
     event.preventDefault(); // no page scroll, no browser zoom
     act(action);
-  });
+  }
+  document.addEventListener("keydown", onKeyDown);
 
   return {
     viewer,
@@ -233,6 +234,11 @@ export function openViewer(stage, { onFirstPaint = () => {}, onError = () => {} 
       this.stopRecording(now);
       setInteractive(false);
       viewer.close();
+    },
+    /** The trial is over and its stage leaves the page: release the viewer and its key handler. */
+    destroy() {
+      document.removeEventListener("keydown", onKeyDown);
+      viewer.destroy();
     },
     /** Highest magnification reached while shown (null before show). */
     get zoomMax() {
