@@ -60,6 +60,8 @@ def test_round_trip_and_partial_model_override():
         ({"x_label": "tumour"}, "x_label"),
         ({"labels": {"a.png": "cancer"}}, "labels"),
         ({"device": "tpu"}, "device"),
+        ({"compile_mode": "fastest"}, "compile_mode"),
+        ({"fused_adam": "yes"}, "fused_adam"),
         ({"domain_x": []}, "domain_x"),
         ({"model": {"ngf": 0}}, "ngf"),
         ({"model": {"semi_supervised": True}}, "model.semi_supervised"),
