@@ -3,7 +3,7 @@
 Imported by the web process to enqueue tasks *by name* (``app.send_task``), so it
 must stay light: it imports no torch and not ``worker.tasks``. Workers start with
 ``celery -A worker.celery worker -Q gpu,cpu --concurrency 1`` and load the tasks
-(and the ``lab_status`` monitoring command) through ``include``. Every ``CELERY_*``
+(and the ``lab_status`` monitoring command, and the results snapshot task) through ``include``. Every ``CELERY_*``
 Django setting configures it.
 
 The broker is Redis at ``REDIS_URL``. Celery's own default broker is AMQP on
@@ -56,5 +56,5 @@ class LabCelery(Celery):
         return super().connection_for_write(url, **kwargs)
 
 
-app = LabCelery("ratingstudy", include=["worker.tasks", "worker.monitor"])
+app = LabCelery("ratingstudy", include=["worker.tasks", "worker.monitor", "ratingstudy.results.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")

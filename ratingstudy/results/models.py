@@ -55,3 +55,24 @@ class ImageMetric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value:g} on image {self.image_id}"
+
+
+class ResultsSnapshot(models.Model):
+    """A study's results as the page shows them by default, computed from one version of its data.
+
+    Written by ``ratingstudy.results.services.results_snapshot_refresh`` (a debounced ``cpu``
+    job after responses change, or the first page view); the page serves it and says how
+    fresh it is instead of recomputing the statistics on every view. Kept in the database,
+    not a per-process cache, so every web process and worker sees the same one.
+    """
+
+    study = models.OneToOneField("studies.Study", on_delete=models.CASCADE, related_name="results_snapshot")
+    data_version = models.CharField(max_length=64, help_text="the data version (selectors.study_data_version) it was computed from")
+    responses = models.PositiveIntegerField(help_text="responses of the study in that version")
+    results = models.JSONField(help_text="study_results with the default filters, as JSON")
+    read_at = models.DateTimeField(help_text="when the data version was read, just before computing")
+    computed_at = models.DateTimeField()
+    compute_seconds = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"results of study {self.study_id} from {self.responses} responses"

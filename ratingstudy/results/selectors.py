@@ -16,12 +16,15 @@ What is analysed (:class:`ResultFilters`):
 
 The other reads of the app: the tidy and aggregate exports in
 :mod:`ratingstudy.results.export_selectors`, the reproducibility manifest in
-:mod:`ratingstudy.results.manifest_selectors`, and the stored snapshot the page shows in
-:mod:`ratingstudy.results.snapshots`.
+:mod:`ratingstudy.results.manifest_selectors`. The page shows a stored
+:class:`~ratingstudy.results.models.ResultsSnapshot` of ``study_results`` (written by
+:func:`ratingstudy.results.services.results_snapshot_refresh`) with its freshness
+(:func:`snapshot_freshness`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -40,7 +43,7 @@ from ratingstudy.results.checks import (
     rater_exclusions,
     study_response_rows,
 )
-from ratingstudy.results.models import ImageMetric, MetricReport
+from ratingstudy.results.models import ImageMetric, MetricReport, ResultsSnapshot
 from ratingstudy.results.reports import metric_sort_key, report_aggregates
 from ratingstudy.studies.models import Rater, Response, Study
 
@@ -471,6 +474,58 @@ def study_results_version(*, study: Study) -> tuple:
     reports = MetricReport.objects.filter(image_set_id__in=set_ids).aggregate(n=Count("id"), last=Max("updated_at"))
     raters = Rater.objects.filter(study=study).aggregate(n=Count("id"), profiles=Count("id", filter=Q(profile_completed_at__isnull=False)))
     return (responses["n"], responses["last"], reports["n"], reports["last"], raters["n"], raters["profiles"])
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """What results are computed from: ``key`` changes whenever anything they show changes."""
+
+    key: str
+    responses: int
+
+
+def study_data_version(*, study: Study) -> DataVersion:
+    """:func:`study_results_version` as a short key, with the number of responses (4 queries)."""
+    parts = study_results_version(study=study)
+    return DataVersion(key=hashlib.sha256(repr(parts).encode()).hexdigest()[:16], responses=parts[0])
+
+
+def snapshot_freshness(*, snapshot: ResultsSnapshot, version: DataVersion, now: dt.datetime) -> dict:
+    """How fresh a stored snapshot is against the data now, in numbers and in words, e.g.
+    "computed 12 s ago from 19,950 responses; 50 newer responses, recomputing…"."""
+    age = max(0.0, (now - snapshot.computed_at).total_seconds())
+    stale = snapshot.data_version != version.key
+    newer = version.responses - snapshot.responses
+    text = f"computed {_duration(age)} ago from {snapshot.responses:,} responses"
+    if stale:
+        if newer > 0:
+            text += f"; {newer:,} newer response{'s' if newer != 1 else ''}, recomputing…"
+        elif newer < 0:
+            text += f"; {-newer:,} response{'s' if newer != -1 else ''} withdrawn since, recomputing…"
+        else:
+            text += "; raters or metric reports changed since, recomputing…"
+    else:
+        text += "; up to date"
+    return {
+        "computed_at": snapshot.computed_at.isoformat(),
+        "age_seconds": round(age, 1),
+        "compute_seconds": round(snapshot.compute_seconds, 3),
+        "responses": snapshot.responses,
+        "responses_now": version.responses,
+        "newer_responses": newer,
+        "stale": stale,
+        "text": text,
+    }
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def study_list() -> QuerySet[Study]:

@@ -1,18 +1,45 @@
-"""Writes of the results app: storing automatic-metric reports."""
+"""Writes of the results app: storing automatic-metric reports, and keeping each study's
+results snapshot current.
+
+The snapshot (:class:`~ratingstudy.results.models.ResultsSnapshot`) is what the results page
+shows by default. Statistics are recomputed when the data change, never on a page view:
+
+1. the rater answer path calls :func:`schedule_results_refresh` after each answer commits (and
+   the page calls it when it finds its snapshot stale): one Redis ``SET NX EX`` per call, and
+   for the first call of a burst one ``refresh_study_results`` task on the ``cpu`` queue,
+   ``REFRESH_DELAY_SECONDS`` later;
+2. the task (:mod:`ratingstudy.results.tasks`) clears the key, then
+   :func:`results_snapshot_refresh` reads the data version and computes ``study_results``;
+   answers that arrive while it computes schedule the next run.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from ratingstudy.catalog.models import Image, ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.results.models import ImageMetric, MetricReport
+from ratingstudy.results.models import ImageMetric, MetricReport, ResultsSnapshot
 from ratingstudy.results.reports import json_safe, report_extractor, report_per_image
+
+log = logging.getLogger(__name__)
+
+#: Seconds between the first answer of a burst and the snapshot job (answers meanwhile join it).
+REFRESH_DELAY_SECONDS = 5
+#: How long the debounce key outlives the delay when its job never clears it (a lost job).
+REFRESH_KEY_GRACE_SECONDS = 120
+REFRESH_TASK = "ratingstudy.results.tasks.refresh_study_results"
+REFRESH_QUEUE = "cpu"
 
 #: Allowed cost fields and their types.
 COST_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -169,3 +196,128 @@ def metric_report_store(
         batch_size=1000,
     )
     return stored
+
+
+# ------------------------------------------------------------------ results snapshot
+
+
+def refresh_key(study_id: int) -> str:
+    """The Redis key that marks a snapshot job of ``study_id`` as queued (the debounce)."""
+    return f"ganlab:results-refresh:{study_id}"
+
+
+_redis_clients: dict[str, Any] = {}
+
+
+def _redis():
+    """A Redis client on ``REDIS_URL`` (one per URL and process), or None when none is configured."""
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    client = _redis_clients.get(url)
+    if client is None:
+        import redis
+
+        client = _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return client
+
+
+def schedule_results_refresh(*, study_id: int) -> None:
+    """Ask for ``study_id``'s results snapshot to be recomputed soon; costs no SQL query.
+
+    Call it whenever something the results show has changed: the rater answer path calls it
+    after each answer commits, ``transaction.on_commit(lambda: schedule_results_refresh(study_id=...))``.
+    One Redis ``SET NX EX`` on :func:`refresh_key`; only the call that sets the key enqueues
+    the ``cpu``-queue task, with a countdown of ``REFRESH_DELAY_SECONDS``, so a burst of
+    answers enqueues one job. The task clears the key when it starts, so an answer that
+    arrives while it computes enqueues the next one (nothing is missed). The key expires
+    by itself ``REFRESH_KEY_GRACE_SECONDS`` after the delay in case the job is lost.
+
+    It never raises: without ``REDIS_URL`` it does nothing (the results page then computes on
+    view), and a broker or Redis error is logged and the key released, so that an answer is
+    never refused because results could not be scheduled; the page schedules again when it
+    finds its snapshot stale.
+    """
+    client = _redis()
+    if client is None:
+        return
+    key = refresh_key(study_id)
+    try:
+        if not client.set(key, b"1", nx=True, ex=REFRESH_DELAY_SECONDS + REFRESH_KEY_GRACE_SECONDS):
+            return  # a job is queued already: it will read this change too
+    except Exception:  # redis.RedisError, OSError
+        log.exception("could not schedule a results refresh of study %s (Redis)", study_id)
+        return
+    from worker.celery import app  # light: imports no torch and not the tasks
+
+    try:
+        app.send_task(REFRESH_TASK, kwargs={"study_id": study_id}, queue=REFRESH_QUEUE, countdown=REFRESH_DELAY_SECONDS)
+    except Exception:  # kombu OperationalError, socket errors
+        log.exception("could not enqueue a results refresh of study %s", study_id)
+        with contextlib.suppress(Exception):
+            client.delete(key)
+
+
+def refresh_schedule_clear(*, study_id: int) -> None:
+    """Release the debounce key: the refresh job calls this as it starts reading the data."""
+    client = _redis()
+    if client is not None:
+        client.delete(refresh_key(study_id))
+
+
+def results_snapshot_refresh(*, study_id: int) -> ResultsSnapshot | None:
+    """Compute ``study_results`` (default filters) of ``study_id`` and store it as its snapshot,
+    with the data version read just before. Idempotent; None when the study is gone.
+
+    Two runs that overlap cannot leave the older data in place: a run stores its result only
+    when no snapshot read later than it did is stored already.
+    """
+    import json
+
+    from ratingstudy.results.selectors import study_data_version, study_results
+    from ratingstudy.studies.models import Study
+
+    study = Study.objects.filter(pk=study_id).first()
+    if study is None:
+        return None
+    read_at = timezone.now()
+    began = time.perf_counter()
+    version = study_data_version(study=study)
+    # Through JSON now, so that the page gets the same types from a fresh snapshot as from a stored one.
+    results = json.loads(json.dumps(study_results(study=study)))
+    fields = {
+        "data_version": version.key,
+        "responses": version.responses,
+        "results": results,
+        "read_at": read_at,
+        "computed_at": timezone.now(),
+        "compute_seconds": time.perf_counter() - began,
+    }
+    with transaction.atomic():
+        stored = ResultsSnapshot.objects.select_for_update().filter(study_id=study_id).first()
+        if stored is None:
+            return ResultsSnapshot.objects.create(study_id=study_id, **fields)
+        if stored.read_at > read_at:
+            return stored  # a later run already stored newer data
+        for name, value in fields.items():
+            setattr(stored, name, value)
+        stored.save()
+        return stored
+
+
+def results_snapshot_current(*, study, version) -> ResultsSnapshot:
+    """The snapshot the results page shows for ``study`` whose data are at ``version``
+    (a :class:`~ratingstudy.results.selectors.DataVersion`).
+
+    * none yet (a study's first view): computed now, in the request, and stored;
+    * stale: returned as it is (the page says how stale) and a refresh is scheduled, unless no
+      broker is configured (``REDIS_URL`` unset: nothing would ever recompute it), where it
+      is recomputed now instead;
+    * current: returned as it is.
+    """
+    snapshot = ResultsSnapshot.objects.filter(study=study).first()
+    if snapshot is None or (snapshot.data_version != version.key and not settings.REDIS_URL):
+        return results_snapshot_refresh(study_id=study.pk)
+    if snapshot.data_version != version.key:
+        schedule_results_refresh(study_id=study.pk)
+    return snapshot

@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -30,6 +31,7 @@ from ratingstudy.results.analyses import marks_by_group, protocol_answers
 from ratingstudy.results.checks import study_check_outcomes
 from ratingstudy.results.exports import streaming_response
 from ratingstudy.results.manifest_selectors import study_manifest
+from ratingstudy.results.services import results_snapshot_current
 from ratingstudy.studies.models import Study
 from ratingstudy.studies.selectors import studies_visible_to
 
@@ -68,16 +70,26 @@ def filters_from_request(request: HttpRequest) -> selectors.ResultFilters:
     )
 
 
-def _results(study: Study, filters: selectors.ResultFilters) -> tuple[str, dict]:
-    """``(data version, study_results)``, cached until a response, rater or metric report changes."""
-    version = hashlib.sha256(repr(selectors.study_results_version(study=study)).encode()).hexdigest()[:16]
+def _results(study: Study, filters: selectors.ResultFilters) -> tuple[str, dict, dict | None]:
+    """``(data version, study_results, freshness)``.
+
+    The default view comes from the study's stored snapshot (:func:`results_snapshot_current`:
+    recomputed by a ``cpu`` job when the data change, never on a view) with its freshness.
+    Other filters are computed on demand and cached until the data version changes; their
+    freshness is None (they are always current).
+    """
+    version = selectors.study_data_version(study=study)
+    if filters == selectors.ResultFilters():
+        snapshot = results_snapshot_current(study=study, version=version)
+        freshness = selectors.snapshot_freshness(snapshot=snapshot, version=version, now=timezone.now())
+        return snapshot.data_version, snapshot.results, freshness
     options = hashlib.sha256(repr(sorted(filters.as_dict().items())).encode()).hexdigest()[:16]
-    key = f"results:{study.pk}:{version}:{options}"
+    key = f"results:{study.pk}:{version.key}:{options}"
     results = cache.get(key)
     if results is None:
         results = selectors.study_results(study=study, filters=filters)
         cache.set(key, results, CACHE_SECONDS)
-    return version, results
+    return version.key, results, None
 
 
 def study_access(permission: str):
@@ -120,11 +132,12 @@ def study_page(request: HttpRequest, study: Study) -> HttpResponse:
         filters = filters_from_request(request)
     except ApplicationError as exc:
         return _bad_request(request, exc, json=False)
-    version, results = _results(study, filters)
+    version, results, freshness = _results(study, filters)
     context = {
         "study": study,
         "version": version,
         "results": results,
+        "freshness": freshness,
         "filters": filters,
         "query": request.GET.urlencode(),
         "poll_seconds": POLL_SECONDS,
@@ -141,9 +154,9 @@ def study_data(request: HttpRequest, study: Study) -> JsonResponse:
         filters = filters_from_request(request)
     except ApplicationError as exc:
         return _bad_request(request, exc, json=True)
-    version, results = _results(study, filters)
+    version, results, freshness = _results(study, filters)
     tables = render_to_string("results/_tables.html", {"results": results, "study": study}, request=request)
-    return JsonResponse({"version": version, "results": results, "tables_html": tables})
+    return JsonResponse({"version": version, "results": results, "freshness": freshness, "tables_html": tables})
 
 
 @study_access("studies.export_results")

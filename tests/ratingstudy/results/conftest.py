@@ -10,3 +10,11 @@ def _empty_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_results_broker(settings):
+    """No broker unless a test asks for one (``settings.REDIS_URL = redis_url``): the results page
+    then recomputes a stale snapshot on view, and no refresh job goes to a Redis (CI's
+    REDIS_URL) that no worker of this test reads."""
+    settings.REDIS_URL = None

@@ -87,7 +87,7 @@ def test_plotly_is_the_installed_file(staff_client):
 def test_data_json_updates_with_new_answers(staff_client, sim):
     url = reverse("results:data", args=[sim.study.pk])
     first = staff_client.get(url).json()
-    assert set(first) == {"version", "results", "tables_html"}
+    assert set(first) == {"version", "results", "freshness", "tables_html"}
     assert "Agreement between raters" in first["tables_html"]
     trial = Response.objects.filter(trial__session__rater=sim.raters[0]).first().trial
     from tests.ratingstudy.results.factories import answer

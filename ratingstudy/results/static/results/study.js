@@ -115,6 +115,7 @@
   drawAll();
 
   const status = document.getElementById("live-status");
+  const freshness = document.getElementById("freshness");
   async function poll() {
     if (document.hidden) return;
     try {
@@ -122,6 +123,10 @@
       if (!response.ok) throw new Error("HTTP " + response.status);
       const payload = await response.json();
       status.textContent = "Updated " + new Date().toLocaleTimeString();
+      if (payload.freshness) {
+        freshness.textContent = "Statistics " + payload.freshness.text;
+        freshness.classList.toggle("stale", payload.freshness.stale);
+      }
       if (payload.version === version) return;
       results = payload.results;
       version = payload.version;
