@@ -252,17 +252,35 @@ def delong_variance(*, is_generated: np.ndarray, score: np.ndarray) -> tuple[flo
     return auc, float(v10.var(ddof=1) / m + v01.var(ddof=1) / n)
 
 
-def _roc_entry(*, truth: np.ndarray, score: np.ndarray, confidence: float) -> dict:
-    """AUC (scikit-learn), DeLong variance, normal interval clipped to [0, 1], ROC curve."""
-    from sklearn.metrics import roc_auc_score, roc_curve
+def roc_curve_points(*, truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(fpr, tpr, auc)`` of the empirical ROC through every distinct score, as scikit-learn's
+    ``roc_curve(truth, score, drop_intermediate=False)`` and ``roc_auc_score`` compute them
+    (the test checks both): a threshold at each distinct score, highest first, after a
+    leading ``(0, 0)``; the AUC is the trapezoid area under that curve (ties count 1/2).
 
+    Written in NumPy because scikit-learn's input validation, not the arithmetic, took most
+    of the results snapshot's time with one curve per reader (97 curves: 0.47 s of 1.4 s
+    at 20,000 responses); both classes must be present.
+    """
+    order = np.argsort(-score, kind="mergesort")
+    sorted_score, hits = score[order], truth[order].astype(float)
+    last_of_each = np.r_[np.flatnonzero(np.diff(sorted_score)), sorted_score.size - 1]
+    tps = np.cumsum(hits)[last_of_each]
+    fps = 1 + last_of_each - tps
+    tpr = np.r_[0.0, tps] / tps[-1]
+    fpr = np.r_[0.0, fps] / fps[-1]
+    return fpr, tpr, float(np.trapezoid(tpr, fpr))
+
+
+def _roc_entry(*, truth: np.ndarray, score: np.ndarray, confidence: float) -> dict:
+    """AUC, DeLong variance, normal interval clipped to [0, 1], ROC curve."""
     m, n = int(truth.sum()), int((~truth).sum())
     entry = {"auc": None, "low": None, "high": None, "variance": None, "n": m + n, "fpr": [], "tpr": [], "reason": ""}
     if m == 0 or n == 0:
         entry["reason"] = f"{m} generated and {n} real images answered: the ROC needs both"
         return entry
-    fpr, tpr, _ = roc_curve(truth, score, drop_intermediate=False)
-    entry.update(auc=float(roc_auc_score(truth, score)), fpr=[float(v) for v in fpr], tpr=[float(v) for v in tpr])
+    fpr, tpr, auc = roc_curve_points(truth=truth, score=score)
+    entry.update(auc=auc, fpr=fpr.tolist(), tpr=tpr.tolist())
     if m < 2 or n < 2:
         entry["reason"] = f"{m} generated and {n} real images: DeLong's variance needs two of each"
         return entry
@@ -280,8 +298,8 @@ def roc_analysis(
     """Pooled and per-reader ROC of telling generated from real images by a rating score
     (:func:`rating_score`).
 
-    For each: the empirical ROC curve through every threshold (scikit-learn ``roc_curve``
-    with ``drop_intermediate=False``), the AUC (``roc_auc_score``; ties count 1/2), its
+    For each: the empirical ROC curve through every threshold and its AUC (ties count 1/2),
+    as scikit-learn computes them (:func:`roc_curve_points`), its
     DeLong variance (:func:`delong_variance`) and the normal interval ``AUC +- z sqrt(Var)``
     clipped to [0, 1] (as pROC's ``ci.auc(method="delong")``). The pooled curve puts all
     readers' answers together and its variance treats them as independent cases, ignoring
