@@ -56,11 +56,41 @@ def _assert_agrees(first: np.ndarray, second: np.ndarray, data_range: float, **k
         )
 
 
-def test_random_uint8_images_agree_with_skimage_at_odd_sizes() -> None:
+@pytest.mark.parametrize("compute_dtype", [torch.float32, torch.float64])
+def test_random_uint8_images_agree_with_skimage_at_odd_sizes(compute_dtype) -> None:
+    """Both compute types take MSE/PSNR from the SSIM pass's difference plane for uint8."""
     rng = np.random.default_rng(0)
     first = rng.integers(0, 256, (3, 45, 70, 3), dtype=np.uint8)  # sizes not multiples of the block
     second = rng.integers(0, 256, (3, 45, 70, 3), dtype=np.uint8)
-    _assert_agrees(first, second, 255)
+    _assert_agrees(first, second, 255, compute_dtype=compute_dtype)
+    _assert_agrees(first[:1, :11, :11], second[:1, :11, :11], 255, compute_dtype=compute_dtype)
+
+
+# skimage's PSNR of equal images divides by zero
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+def test_constant_images_agree_with_skimage() -> None:
+    """Zero variance everywhere: SSIM is the luminance term alone (exactly 1 for equal levels)."""
+    rng = np.random.default_rng(5)
+    flat = np.stack([np.full((33, 40, 3), level, np.uint8) for level in (0, 17, 255)])
+    other = np.stack([np.full((33, 40, 3), level, np.uint8) for level in (0, 200, 254)])
+    noise = rng.integers(0, 256, flat.shape, dtype=np.uint8)
+    expected = _skimage(flat[:1], other[:1], 255)
+    assert expected["ssim"][0] == 1.0 and expected["mse"][0] == 0.0
+    _assert_agrees(flat[1:], other[1:], 255)
+    _assert_agrees(flat, noise, 255)
+    ours = image_quality(_nchw(flat[:1]), _nchw(other[:1]), data_range=255)
+    assert ours["ssim"].item() == pytest.approx(1.0, abs=1e-7) and ours["psnr"].item() == math.inf
+
+
+def test_uint8_with_a_smaller_data_range_is_still_range_checked() -> None:
+    """uint8 skips the range check only when 255 fits the data range."""
+    rng = np.random.default_rng(6)
+    first = rng.integers(0, 101, (2, 24, 24, 3), dtype=np.uint8)
+    second = rng.integers(0, 101, (2, 24, 24, 3), dtype=np.uint8)
+    _assert_agrees(first, second, 100)
+    second[1, 3, 3, 0] = 101
+    with pytest.raises(ValueError, match=r"target\[1\] has values in \[\d+\.0, 101\.0\], outside"):
+        image_quality(_nchw(first), _nchw(second), data_range=100)
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
@@ -72,7 +102,10 @@ def test_16_bit_images_agree_with_skimage(dtype) -> None:
     noise = rng.integers(-4000, 4000, first.shape)
     second = np.clip(first.astype(np.int64) + noise, 0, 65535).astype(dtype)
     _assert_agrees(first, second, 65535)
-    with pytest.raises(ValueError, match=r"preds\[0\] has values in \[\d+\.0, \d+\.0\], outside the data range \[0, 255\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"preds\[0\] has values in \[\d+\.0, \d+\.0\], outside the data range \[0, 255\]",
+    ):
         image_quality(_nchw(first), _nchw(second), data_range=255)
 
 
