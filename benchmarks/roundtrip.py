@@ -1,9 +1,12 @@
 """Rating round trip under load: a minimal Django view (``/health``) vs our submit-and-next,
 on the same gunicorn + PostgreSQL + Redis, with the same number of concurrent clients.
 
-* **ours**: submit-and-next, what a rater waits for after pressing Next: POST the
-  answer (``rating_submit``: one response per trial, enforced by the database),
-  follow the redirect and GET the next trial page (two HTTP requests).
+* **ours**: submit-and-next, what a rater waits for after pressing Next, as the trial
+  page's script sends it: one POST that stores the answer (``rating_submit``: one
+  response per trial, enforced by the database) and returns the next trial's body.
+* **plain**: the same answer as a plain form post (no script): POST, then the
+  redirect's GET of the next trial page (two HTTP requests). This was the only way
+  before answers returned the next trial, so it is the before/after baseline.
 * **baseline**: ``GET /health``, a view returning a constant JSON through the same
   middleware, server and workers.
 
@@ -68,11 +71,12 @@ def main() -> int:
     duration = args.duration or (6.0 if args.quick else 20.0)
     warmup = args.warmup if args.warmup is not None else (2.0 if args.quick else 3.0)
     users = args.concurrency
-    saturation_sessions = users + math.ceil(MAX_EXPECTED_ANSWERS_PER_S * (duration + warmup) / PLAN.trials)
+    # Two saturation runs (plain, ours) draw on the pool: each half of it.
+    saturation_sessions = 2 * (users + math.ceil(MAX_EXPECTED_ANSWERS_PER_S * (duration + warmup) / PLAN.trials))
 
     with lab_stack(database=args.database) as lab:
-        study_id, tokens = study_seed(name="round trip benchmark", raters=users + saturation_sessions, plan=PLAN)
-        paced_tokens, saturation_tokens = tokens[:users], tokens[users:]
+        study_id, tokens = study_seed(name="round trip benchmark", raters=2 * users + saturation_sessions, plan=PLAN)
+        paced_plain_tokens, paced_tokens, saturation_tokens = tokens[:users], tokens[users : 2 * users], tokens[2 * users :]
         began = time.monotonic()
         sessions_prestart(tokens=tokens)
         print(f"started {len(tokens)} sessions of {PLAN.trials} trials in {time.monotonic() - began:.1f} s", flush=True)
@@ -82,17 +86,22 @@ def main() -> int:
         print(f"{server.description} + {lab.database}, {users} concurrent clients, "
               f"{warmup:g} s warm-up + {duration:g} s per run", flush=True)  # fmt: skip
         common = {"host": server.url, "users": users, "duration": warmup + duration, "time_limit": warmup + duration + 120}
+        half = len(saturation_tokens) // 2
+        pace = {"think_min": args.think[0], "think_max": args.think[1]}
         runs = {
             "saturation": {
                 "baseline": ClientRun(mode="health", **common),
-                "ours": ClientRun(mode="answer", tokens=saturation_tokens, fetch_images=False, **common),
+                "plain": ClientRun(mode="answer", tokens=saturation_tokens[:half], fetch_images=False,
+                                   one_request=False, **common),
+                "ours": ClientRun(mode="answer", tokens=saturation_tokens[half:], fetch_images=False, **common),
             },
             "paced": {
-                "baseline": ClientRun(mode="health", think_min=args.think[0], think_max=args.think[1], **common),
-                "ours": ClientRun(mode="answer", tokens=paced_tokens, think_min=args.think[0],
-                                  think_max=args.think[1], fetch_images=not args.no_images, **common),  # fmt: skip
+                "baseline": ClientRun(mode="health", **pace, **common),
+                "plain": ClientRun(mode="answer", tokens=paced_plain_tokens, fetch_images=not args.no_images,
+                                   one_request=False, **pace, **common),
+                "ours": ClientRun(mode="answer", tokens=paced_tokens, fetch_images=not args.no_images, **pace, **common),
             },
-        }
+        }  # fmt: skip
         results, figures = [], {}
         try:
             for phase, pair in runs.items():
@@ -102,7 +111,7 @@ def main() -> int:
                     result = client_run(run, lab.var_dir, f"{phase}-{side}")
                     server_cpu = server.cpu_seconds() - cpu_before
                     results.append(result)
-                    op = "health" if side == "baseline" else "submit-and-next"
+                    op = "health" if side == "baseline" else "submit-and-next"  # plain: POST + redirect's GET
                     figures[phase][side] = row = latency_summary(result, op, skip_seconds=warmup)
                     all_ops = sum(1 for r in result["ops"] if r[0] == op and r[3])
                     row["server_cpu_ms_per_op"] = 1000 * server_cpu / max(all_ops, 1)
@@ -124,7 +133,8 @@ def main() -> int:
                          ("paced", f"rater pace (think {args.think[0]:g}-{args.think[1]:g} s"
                                    f"{', no images' if args.no_images else ', images fetched'})")):  # fmt: skip
         print(title)
-        for side, label in (("baseline", "minimal view GET /health"), ("ours", "submit-and-next (POST+GET)")):
+        for side, label in (("baseline", "minimal view GET /health"), ("plain", "plain post (POST + GET)"),
+                            ("ours", "submit-and-next (one POST)")):  # fmt: skip
             row = figures[phase][side]
             print(f"  {label:<32}{row['per_second']:>9.1f}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}"
                   f"{row['p99_ms']:>9.1f}{row['count']:>7}{row['server_cpu_ms_per_op']:>11.1f}")  # fmt: skip
@@ -133,9 +143,13 @@ def main() -> int:
             if row["sessions_ran_out"]:
                 print("    note: the started sessions ran out before the end; throughput is a lower bound")
     cpu_ratio = saturation["baseline"]["server_cpu_ms_per_op"] / saturation["ours"]["server_cpu_ms_per_op"]
+    one_vs_plain = saturation["ours"]["per_second"] / saturation["plain"]["per_second"]
+    cpu_plain_ratio = saturation["plain"]["server_cpu_ms_per_op"] / saturation["ours"]["server_cpu_ms_per_op"]
     print("CPU ms/op: gunicorn CPU time per operation over the whole run (images included at rater pace)")
     print(f"throughput ours/minimal (saturation): {ratio:.2f} (goal >= {GOAL_RATIO}: {'met' if ratio_met else 'MISSED'}); "
           f"server CPU cost ratio minimal/ours: {cpu_ratio:.2f}")
+    print(f"one request vs plain post: {one_vs_plain:.2f}x throughput, {cpu_plain_ratio:.2f}x less server CPU per answer, "
+          f"p95 at rater pace {paced['plain']['p95_ms']:.1f} -> {p95:.1f} ms")
     print(f"submit-and-next p95 at rater pace with {users} clients: {p95:.1f} ms "
           f"(goal < {GOAL_P95_MS:.0f} ms: {'met' if p95_met else 'MISSED'})"
           + ("" if users >= 100 else f" -- {users} clients, not the goal's 100"))  # fmt: skip
@@ -158,6 +172,8 @@ def main() -> int:
             "paced": paced,
             "throughput_ratio": ratio,
             "server_cpu_ratio": cpu_ratio,
+            "one_vs_plain_throughput": one_vs_plain,
+            "one_vs_plain_cpu": cpu_plain_ratio,
             "goals": {"throughput_ratio": GOAL_RATIO, "ratio_met": ratio_met,
                       "p95_ms": GOAL_P95_MS, "p95_met": p95_met},
             "exactly_once": check.exactly_once,

@@ -11,6 +11,9 @@ CONFIG is a ``stack.ClientRun``. Modes:
   in a browser does: open the link (and the page's CSS/JS once), fill the profile,
   then per trial fetch the page and the image, think, submit and land on the next
   trial (or the practice feedback, then the next trial), until the thank-you page.
+  With ``one_request`` (the default) an answer is sent as the trial page's script sends
+  it (``X-Rating-Fragment: 1``) and its reply is the next trial: one request; without,
+  as a plain form post: the POST, then the redirect's GET.
 * ``answer``: each user takes already started sessions one after another and, per
   trial, fetches the image (``fetch_images``), thinks and submits, for ``duration`` s.
 * ``health``: each user thinks and fetches ``/health``, for ``duration`` s.
@@ -18,13 +21,13 @@ CONFIG is a ``stack.ClientRun``. Modes:
 A step that fails with a connection error or 502/503/504 (the server being
 restarted) is retried unchanged until ``step_timeout``. Retrying a POST is
 idempotent: the trial token names the answer, and a second POST to an answered
-trial is redirected to the next trial without writing anything.
+trial is answered with the next trial without writing anything.
 
 Every answer is recorded with its trial token and a client-side id that is sent as
 ``client_ms`` (the one free integer the answer form takes), so the database check
 afterwards can tell which send was stored. RESULTS holds every HTTP request
-(name, start, ms, status, error), every operation (``submit-and-next`` = POST the
-answer + GET the next trial page, as the rater waits for it), the answers, the
+(name, start, ms, status, error), every operation (``submit-and-next`` = from sending
+the answer to holding the next trial, as the rater waits for it), the answers, the
 raters who reached the thank-you page and the failures.
 """
 
@@ -50,6 +53,7 @@ TRIAL_IMAGE = re.compile(r'data-image-url="([^"]+)"')
 CONTINUE = re.compile(r'<a[^>]*id="continue"[^>]*href="([^"]+)"')
 STATIC = re.compile(r'(?:href|src)="(/static/[^"]+)"')
 RETRYABLE = {0, 502, 503, 504}
+FRAGMENT = {"X-Rating-Fragment": "1"}  # what the trial page's script sends (ratingstudy.studies.views)
 MAX_FORM_MS = 24 * 3600 * 1000  # the answer form's limit for client_ms
 
 
@@ -111,13 +115,16 @@ class Rater(FastHttpUser):
         if cfg["think_max"] > 0:
             gevent.sleep(scale * self.rng.uniform(cfg["think_min"], cfg["think_max"]))
 
-    def call(self, method: str, path: str, name: str, data: dict[str, str] | None = None, follow: bool = True):
+    def call(
+        self, method: str, path: str, name: str, data: dict[str, str] | None = None, follow: bool = True,
+        headers: dict[str, str] | None = None,
+    ):
         """One HTTP step, retried unchanged while the server is unreachable; returns (response, attempts)."""
         give_up = time.monotonic() + Shared.config["step_timeout"]
         attempt = 0
         while True:
             attempt += 1
-            response = self.client.request(method, path, name=name, data=data, allow_redirects=follow)
+            response = self.client.request(method, path, name=name, data=data, allow_redirects=follow, headers=headers)
             status = response.status_code
             broken = getattr(response, "transfer_error", None)  # e.g. the body cut off by a kill
             if status and status < 400 and broken is None:
@@ -202,11 +209,21 @@ class Rater(FastHttpUser):
                 if answer[field] is not None:
                     data[field] = str(answer[field])
             started, perf = time.time(), time.perf_counter()
-            response, answer["attempts"] = self.call("POST", action, "answer", data=data, follow=False)
-            if response.status_code not in (301, 302, 303):
-                raise RaterFailed(f"answer not accepted ({response.status_code}): {(response.text or '')[:300]!r}")
+            if Shared.config["one_request"]:
+                response, answer["attempts"] = self.call("POST", action, "answer", data=data, follow=False, headers=FRAGMENT)
+                elsewhere = response.headers.get("x-rating-location")
+                if response.status_code == 200 and not elsewhere:
+                    page = response.text  # the next trial's body
+                elif response.status_code == 204 and elsewhere:
+                    page = self.call("GET", elsewhere, "next page")[0].text  # feedback or thank-you page
+                else:
+                    raise RaterFailed(f"answer not accepted ({response.status_code}): {(response.text or '')[:300]!r}")
+            else:
+                response, answer["attempts"] = self.call("POST", action, "answer", data=data, follow=False)
+                if response.status_code not in (301, 302, 303):
+                    raise RaterFailed(f"answer not accepted ({response.status_code}): {(response.text or '')[:300]!r}")
+                page = self.call("GET", response.headers["location"], "next page")[0].text
             answer["confirmed"] = True
-            page = self.call("GET", response.headers["location"], "next page")[0].text
             landed = page_kind(page)
             name = {"trial": "submit-and-next", "feedback": "submit-and-feedback", "complete": "submit-and-finish"}
             self.op(name.get(landed, "submit-and-other"), started, perf)

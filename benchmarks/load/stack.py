@@ -357,6 +357,7 @@ class ClientRun:
     duration: float = 0.0  # answer/health modes: seconds of traffic
     time_limit: float = 600.0  # hard stop of the whole client
     fetch_images: bool = True
+    one_request: bool = True  # answers as the page's script sends them (False: plain form post + redirect)
     step_timeout: float = 60.0  # how long a rater keeps retrying one step
     seed: int = 0
 

@@ -12,7 +12,15 @@ from django.http import Http404
 
 from ratingstudy.catalog.models import Image, ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.studies.models import ConsentRecord, Rater, Response, Session, Study, Trial, token_digest
+from ratingstudy.studies.models import (
+    ConsentRecord,
+    Rater,
+    Response,
+    Session,
+    Study,
+    Trial,
+    token_digest,
+)
 from ratingstudy.studies.sampling import PoolImage
 
 
@@ -154,68 +162,91 @@ def trial_next_token(*, trial: Trial) -> str | None:
     )
 
 
-@dataclass(frozen=True)
+#: Columns read for each trial of a session: the trial's own, then its response's key.
+_TRIAL_COLUMNS = tuple(f.attname for f in Trial._meta.concrete_fields)
+_SESSION_COLUMNS = tuple(f.attname for f in Session._meta.concrete_fields)
+
+
 class SessionState:
-    """A rater's session with all its trials in order, each marked ``answered``: read in one query.
+    """A rater's session with all its trials in order, each known answered or not: read in one query.
 
     What the rater pages need per request (the current trial, the next one, the trial after it to
-    preload, the progress counts) comes from this list instead of one query each; every trial's
-    ``session`` is the one ``session`` object, whose ``study`` and ``rater`` are the rater's own.
+    preload, the progress counts) comes from these rows instead of one query each. Rows stay plain
+    tuples (a session may hold hundreds of trials); only the trials a request uses become model
+    instances, whose ``session`` is the one ``session`` object, with the rater's own ``study``.
     """
 
-    session: Session
-    trials: list[Trial]
+    def __init__(self, *, session: Session, rows: list[tuple]) -> None:
+        self.session = session
+        self._rows = rows  # (trial columns..., response pk)
+        self._index = _TRIAL_COLUMNS.index("index")
+        self._token = _TRIAL_COLUMNS.index("token")
+        self._pk = _TRIAL_COLUMNS.index("id")
+        self._practice = _TRIAL_COLUMNS.index("is_practice")
+        self._qualification = _TRIAL_COLUMNS.index("is_qualification")
+        self._answered = {row[self._pk] for row in rows if row[-1] is not None}
+        self._trials: dict[int, Trial] = {}
+
+    def _trial(self, row: tuple) -> Trial:
+        pk = row[self._pk]
+        if pk not in self._trials:
+            trial = Trial.from_db(self.session._state.db, _TRIAL_COLUMNS, row[:-1])
+            trial.session = self.session
+            trial.answered = pk in self._answered
+            self._trials[pk] = trial
+        return self._trials[pk]
 
     def trial(self, token: str) -> Trial:
         """A trial of this session by its token; 404 for any other token."""
-        for trial in self.trials:
-            if trial.token == token:
-                return trial
+        for row in self._rows:
+            if row[self._token] == token:
+                return self._trial(row)
         raise Http404("unknown trial")
 
     def next_trial(self) -> Trial | None:
         """The first unanswered trial in order, or None when every trial is answered."""
-        return next((trial for trial in self.trials if not trial.answered), None)
+        row = next((row for row in self._rows if row[self._pk] not in self._answered), None)
+        return None if row is None else self._trial(row)
 
     def token_after(self, trial: Trial) -> str | None:
         """The token of the trial after ``trial`` (to preload its image), or None."""
-        later = [t for t in self.trials if t.index > trial.index]
-        return min(later, key=lambda t: t.index).token if later else None
+        later = [row for row in self._rows if row[self._index] > trial.index]
+        return min(later, key=lambda row: row[self._index])[self._token] if later else None
 
     def others_open(self, trial: Trial) -> bool:
         """Whether a trial other than ``trial`` is still unanswered."""
-        return any(not t.answered and t.pk != trial.pk for t in self.trials)
+        return any(row[self._pk] not in self._answered and row[self._pk] != trial.pk for row in self._rows)
 
     def mark_answered(self, trial: Trial) -> None:
+        self._answered.add(trial.pk)
         trial.answered = True
 
     def progress(self) -> Progress:
         counts = Counter()
-        for trial in self.trials:
-            block = "practice" if trial.is_practice else "qualification" if trial.is_qualification else "main"
+        for row in self._rows:
+            block = "practice" if row[self._practice] else "qualification" if row[self._qualification] else "main"
             counts[f"{block}_total"] += 1
-            counts[f"{block}_done"] += bool(trial.answered)
+            counts[f"{block}_done"] += row[self._pk] in self._answered
         names = ("practice_done", "practice_total", "main_done", "main_total", "qualification_done", "qualification_total")
         return Progress(**{name: counts[name] for name in names})
 
 
 def session_state(*, rater: Rater) -> SessionState | None:
     """The rater's session and every trial of it, with whether each is answered (one query), or None."""
-    trials = list(
+    session_columns = tuple(f"session__{name}" for name in _SESSION_COLUMNS)
+    query = (
         Trial.objects.filter(session__rater=rater)
-        .select_related("session")
-        .annotate(response_pk=F("response__pk"))
         .order_by("index")
+        .values_list(*_TRIAL_COLUMNS, "response__pk", *session_columns)
     )
-    if not trials:
+    fetched = list(query)
+    if not fetched:
         return None
-    session = trials[0].session
+    split = len(_TRIAL_COLUMNS) + 1
+    session = Session.from_db(query.db, _SESSION_COLUMNS, fetched[0][split:])
     session.rater = rater
     session.study = rater.study
-    for trial in trials:
-        trial.session = session
-        trial.answered = trial.response_pk is not None
-    return SessionState(session=session, trials=trials)
+    return SessionState(session=session, rows=[row[:split] for row in fetched])
 
 
 def session_next_trial(*, session: Session) -> Trial | None:

@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from ratingstudy.errors import ApplicationError
+from ratingstudy.results.services import schedule_results_refresh
 from ratingstudy.studies import colour_screen, rendering
 from ratingstudy.studies.forms import AnswerForm, ProfileForm
 from ratingstudy.studies.models import (
@@ -268,12 +269,13 @@ def answer(request: HttpRequest, rater: Rater, trial_token: str) -> HttpResponse
     try:
         rating_submit(trial=current, answer=form.answer(), last_open=not state.others_open(current))
     except AlreadyAnswered:  # a resent answer (network retry, double click): the first one stands
-        current.answered = True
+        state.mark_answered(current)
         return _next_trial(request, rater, state) if _wants_fragment(request) else redirect("studies:trial", token=rater.token)
     except ApplicationError as exc:
         form.add_error(None, exc.message)
         return _render_trial(request, rater, state, current, form, status=400)
-    current.answered = True
+    state.mark_answered(current)
+    schedule_results_refresh(study_id=rater.study_id)  # Redis only: the results page recomputes soon
     if current.is_qualification and rater_qualification_evaluate(rater=rater) is False:
         return _go(request, "studies:trial", token=rater.token)  # the screened-out page
     if current.is_practice:
@@ -322,7 +324,7 @@ def _image_response(name: str, *, timed: bool) -> HttpResponse:
                 response = HttpResponse(stored.read(), content_type=rendering.SERVED_CONTENT_TYPE)
         else:
             try:
-                response = FileResponse(open(path, "rb"), content_type=rendering.SERVED_CONTENT_TYPE)
+                response = FileResponse(open(path, "rb"), content_type=rendering.SERVED_CONTENT_TYPE)  # noqa: SIM115 (the response closes it)
             except FileNotFoundError as exc:
                 raise Http404("the image is not rendered") from exc
     for header, value in rendering.SERVED_HEADERS.items():
@@ -409,6 +411,7 @@ def withdraw(request: HttpRequest, rater: Rater) -> HttpResponse:
     study = rater.study
     if request.method == "POST":
         rater_withdraw(rater=rater)
+        schedule_results_refresh(study_id=study.pk)
         return render(request, "studies/withdrawn.html", {"study": study})
     return render(request, "studies/withdraw.html", {"rater": rater, "study": study})
 
