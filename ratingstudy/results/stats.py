@@ -448,15 +448,7 @@ def cluster_bootstrap_mean(
     draws_i = rng.integers(0, n_i, size=(n_boot, n_i))
     counts_r = _row_bincount(draws_r, n_r)
     counts_i = _row_bincount(draws_i, n_i)
-    replicates = np.empty(n_boot)
-    # Chunk over replicates so that the (replicates, observations) weight matrix stays small.
-    chunk = max(1, 2_000_000 // n)
-    for start in range(0, n_boot, chunk):
-        stop = min(start + chunk, n_boot)
-        w = counts_r[start:stop, r_codes] * counts_i[start:stop, i_codes]
-        total = w.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            replicates[start:stop] = (w @ v) / total
+    replicates = _pigeonhole_means(v, r_codes, i_codes, counts_r, counts_i)
     kept = replicates[np.isfinite(replicates)]
     if kept.size < max(20, n_boot // 2):
         return Estimate(value=mean, n=n, reason="too few bootstrap replicates drew any rating (raters and images barely overlap)")
@@ -469,6 +461,55 @@ def cluster_bootstrap_mean(
     if kept.size < n_boot:
         notes.append(f"{n_boot - kept.size} of {n_boot} replicates drew no rating and were skipped")
     return Estimate(value=mean, low=float(low), high=float(high), n=n, reason="; ".join(notes))
+
+
+#: Below this many (rater, image) cells per observation the replicates come from cell totals
+#: (two matrix products); above it (raters who each saw few of many images), from each observation.
+DENSE_CELLS_PER_OBSERVATION = 20
+
+
+def _pigeonhole_means(
+    v: np.ndarray, r_codes: np.ndarray, i_codes: np.ndarray, counts_r: np.ndarray, counts_i: np.ndarray
+) -> np.ndarray:
+    """Each replicate's weighted mean ``sum_o c_r[r_o] c_i[i_o] v_o / sum_o c_r[r_o] c_i[i_o]``
+    (NaN where no observation was drawn), for every replicate at once.
+
+    With ``S`` and ``N`` the (raters x images) totals and counts of the observations, the sums
+    are ``rowsum((C_r S) * C_i)`` and ``rowsum((C_r N) * C_i)``: BLAS products whose size does
+    not grow with the number of observations. When the cells would far outnumber the
+    observations (sparse designs) the weights are formed per observation instead. Both are
+    chunked over replicates so that no intermediate passes about 2 million entries.
+    """
+    n_boot, n_r = counts_r.shape
+    n_i = counts_i.shape[1]
+    n = v.size
+    replicates = np.empty(n_boot)
+    if n_r * n_i <= DENSE_CELLS_PER_OBSERVATION * n:
+        flat = r_codes * n_i + i_codes
+        cells = np.concatenate(
+            [
+                np.bincount(flat, weights=v, minlength=n_r * n_i).reshape(n_r, n_i),
+                np.bincount(flat, minlength=n_r * n_i).reshape(n_r, n_i).astype(float),
+            ],
+            axis=1,
+        )
+        chunk = max(1, 2_000_000 // (2 * n_i))
+        for start in range(0, n_boot, chunk):
+            stop = min(start + chunk, n_boot)
+            drawn = counts_r[start:stop] @ cells  # (replicates, 2 images): sums, then counts
+            c_i = counts_i[start:stop]
+            total = np.einsum("bi,bi->b", drawn[:, n_i:], c_i)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                replicates[start:stop] = np.einsum("bi,bi->b", drawn[:, :n_i], c_i) / total
+        return replicates
+    chunk = max(1, 2_000_000 // n)
+    for start in range(0, n_boot, chunk):
+        stop = min(start + chunk, n_boot)
+        w = counts_r[start:stop, r_codes] * counts_i[start:stop, i_codes]
+        total = w.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            replicates[start:stop] = (w @ v) / total
+    return replicates
 
 
 def _row_bincount(draws: np.ndarray, size: int) -> np.ndarray:
