@@ -291,6 +291,18 @@ def test_cluster_bootstrap_matches_explicit_resampling():
     assert (got.low, got.high) == pytest.approx((low, high))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cluster_bootstrap_cell_totals_match_per_observation_weights(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    raters, images = rng.integers(0, 12, 300), rng.integers(0, 40, 300)
+    values = rng.integers(1, 6, 300).astype(float)
+    monkeypatch.setattr(stats, "DENSE_CELLS_PER_OBSERVATION", 10**9)
+    dense = stats.cluster_bootstrap_mean(values=values, raters=raters, images=images, seed=seed, n_boot=400)
+    monkeypatch.setattr(stats, "DENSE_CELLS_PER_OBSERVATION", 0)
+    sparse = stats.cluster_bootstrap_mean(values=values, raters=raters, images=images, seed=seed, n_boot=400)
+    assert (dense.low, dense.high) == pytest.approx((sparse.low, sparse.high), abs=1e-12)
+
+
 def test_cluster_bootstrap_is_seeded_and_wider_than_iid_with_rater_effects():
     raters = np.repeat(np.arange(8), 40)
     images = np.tile(np.arange(40), 8)
