@@ -187,6 +187,9 @@ JOBS_DIR = env.path("JOBS_DIR", VAR_DIR / "jobs")
 JOB_HEARTBEAT_SECONDS = env.int("JOB_HEARTBEAT_SECONDS", 10, minimum=1)
 JOB_STALE_SECONDS = env.int("JOB_STALE_SECONDS", 120, minimum=2)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+# torch CPU threads per worker pool process; 0 = the worker's cores // its concurrency,
+# so that CPU jobs never oversubscribe the machine (see worker/threads.py).
+WORKER_TORCH_THREADS = env.int("WORKER_TORCH_THREADS", 0, minimum=0)
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A launch while Redis is down fails within seconds (and marks the job failed) instead

@@ -10,6 +10,9 @@ The broker is Redis at ``REDIS_URL``. Celery's own default broker is AMQP on
 localhost: a web process started without ``REDIS_URL`` would queue jobs there and
 nobody would ever run them. :class:`LabCelery` refuses to open any broker
 connection without a configured URL instead, with a message that says what to do.
+
+A starting worker sizes torch's CPU thread pools to its share of the cores before its
+pool forks (:mod:`worker.threads`), so that CPU jobs never oversubscribe the machine.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import celeryd_after_setup
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ratingstudy.settings")
 
@@ -58,3 +62,11 @@ class LabCelery(Celery):
 
 app = LabCelery("ratingstudy", include=["worker.tasks", "worker.monitor", "ratingstudy.results.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+@celeryd_after_setup.connect
+def _torch_threads_configure(sender, instance, **_kwargs) -> None:
+    """In a starting worker's main process, before the pool forks (see :mod:`worker.threads`)."""
+    from worker.threads import threads_configure
+
+    threads_configure(concurrency=instance.concurrency)

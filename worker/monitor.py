@@ -2,7 +2,8 @@
 
 ``lab_status`` answers a broadcast from the web process with, in one reply, what
 Celery's own ``active_queues``, ``active`` and ``stats`` inspect commands report
-(computed by the same functions) plus the worker's device. One broadcast with a
+(computed by the same functions) plus the worker's device, its cores and the torch
+threads each of its pool processes uses (:mod:`worker.threads`). One broadcast with a
 short timeout then serves the whole monitor page, instead of one round trip per
 inspect command; a worker that replies is alive (what ``ping`` would say).
 
@@ -21,6 +22,8 @@ from typing import Any
 
 from celery.worker import control
 from celery.worker.control import inspect_command
+
+from worker.threads import configured_threads, worker_cores
 
 _nvml_ready: bool | None = None
 
@@ -87,7 +90,8 @@ def device_report() -> dict[str, Any]:
 
 @inspect_command()
 def lab_status(state, **kwargs) -> dict[str, Any]:
-    """Queues, running tasks, pool size and device of this worker (for the admin monitor)."""
+    """Queues, running tasks, pool size, torch threads per pool process, cores and device
+    of this worker (for the admin monitor)."""
     stats = control.stats(state)
     return {
         "queues": sorted(queue["name"] for queue in control.active_queues(state)),
@@ -103,5 +107,7 @@ def lab_status(state, **kwargs) -> dict[str, Any]:
         "pid": stats.get("pid"),
         "uptime_s": stats.get("uptime"),
         "concurrency": (stats.get("pool") or {}).get("max-concurrency"),
+        "torch_threads": configured_threads(),
+        "cores": worker_cores(),
         "device": device_report(),
     }

@@ -37,6 +37,7 @@ from worker.checkpoints import (
     checkpoint_store,
     checkpoint_superseded,
 )
+from worker.threads import torch_threads_apply
 
 log = logging.getLogger(__name__)
 PROGRESS_WRITE_SECONDS = 1.0  # latest progress on the row
@@ -544,6 +545,11 @@ def run_job(job_id: int, *, worker_host: str) -> str:
     job = job_claim(job_id=job_id, worker_host=worker_host)
     if job is None:
         return "skipped"
+    threads = torch_threads_apply()
+    job_log(
+        job_id=job.pk,
+        line=f"attempt {job.attempts} on {worker_host}: {threads} torch CPU thread(s)",
+    )
     try:
         with Heartbeat(job.pk) as heartbeat:
             RUNNERS[job.kind](job, heartbeat)

@@ -39,6 +39,20 @@ def ping(token: str) -> dict:
     }
 
 
+@app.task(name="worker.tasks.cpu_threads")
+def cpu_threads() -> dict:
+    """The CPU threads a job gets in this pool process: torch's intra-op threads once the
+    worker's choice is applied (as :func:`worker.runner.run_job` does) and the OpenMP/MKL
+    environment its child processes inherit. Loads torch."""
+    from worker.threads import THREAD_ENV, torch_threads_apply
+
+    return {
+        "pid": os.getpid(),
+        "torch_threads": torch_threads_apply(),
+        "environment": {name: os.environ.get(name) for name in THREAD_ENV},
+    }
+
+
 @app.task(name="worker.tasks.run_gpu_job", bind=True)
 def run_gpu_job(self, job_id: int) -> str:
     """Training, generation, classification: on the ``gpu`` queue (one task per GPU)."""

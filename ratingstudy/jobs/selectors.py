@@ -63,6 +63,8 @@ class LiveWorker:
     device: dict[str, Any]
     pid: int | None = None
     concurrency: int | None = None
+    torch_threads: int | None = None
+    cores: int | None = None
     uptime_s: int | None = None
 
     @property
@@ -151,6 +153,8 @@ def workers_live(*, timeout: float = INSPECT_TIMEOUT_SECONDS) -> WorkersSnapshot
             device=reply.get("device") or {"kind": "unknown", "name": "did not say"},
             pid=reply.get("pid"),
             concurrency=reply.get("concurrency"),
+            torch_threads=reply.get("torch_threads"),
+            cores=reply.get("cores"),
             uptime_s=reply.get("uptime_s"),
         )
         for name, reply in entries

@@ -103,9 +103,16 @@ def start_celery_worker(
     hostname: str = "worker@%h",
     concurrency: int = 1,
     pool: str = "prefork",
+    torch_threads: int | None = None,
     log_file: Path | None = None,
 ) -> subprocess.Popen:
-    """Start ``celery -A worker.celery worker`` as a subprocess in its own process group."""
+    """Start ``celery -A worker.celery worker`` as a subprocess in its own process group.
+
+    Each of its ``concurrency`` pool processes gives torch ``torch_threads`` CPU threads.
+    ``None`` leaves that to the worker's ``WORKER_TORCH_THREADS`` setting, whose default
+    divides the worker's cores among its pool processes so that its jobs never
+    oversubscribe the machine (:mod:`worker.threads`).
+    """
     command = [
         sys.executable,
         "-m",
@@ -130,7 +137,8 @@ def start_celery_worker(
     return subprocess.Popen(
         command,
         cwd=PROJECT_ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, **env}
+        | ({} if torch_threads is None else {"WORKER_TORCH_THREADS": str(torch_threads)}),
         stdout=output,
         stderr=subprocess.STDOUT,
         start_new_session=True,
