@@ -16,7 +16,9 @@ Ours is :func:`ganlab.metrics.image_quality.image_quality` on the whole ``(N, 3,
 batch (chunked internally), on CPU in float32 and float64 and, when CUDA is present,
 on the GPU (data starting on the host, so transfers are included, and already on the
 device). Each row gives seconds, pairs per second, the speed-up over scikit-image and
-the largest absolute difference from it for each metric.
+the largest absolute difference from it for each metric, and the load average before
+it started (with a warning when the machine is busy: run it alone, e.g.
+``OMP_NUM_THREADS=2 flock /tmp/ganlab-cpu.lock .venv/bin/python benchmarks/metrics.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._env import load_before  # noqa: E402
 from ganlab.metrics.image_quality import image_quality  # noqa: E402
 
 METRICS = ("ssim", "psnr", "mse")
@@ -100,14 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     preds = torch.from_numpy(first).permute(0, 3, 1, 2)  # (N, 3, H, W) views, no copy
     target = torch.from_numpy(second).permute(0, 3, 1, 2)
 
+    reference_name = "scikit-image loop (float64)"
+    reference_load = load_before(reference_name)
     start = time.perf_counter()
     reference = skimage_loop(first, second)
     reference_seconds = time.perf_counter() - start
     rows = [
         {
-            "name": "scikit-image loop (float64)",
+            "name": reference_name,
             "seconds": reference_seconds,
             "max_abs_diff": dict.fromkeys(METRICS, 0.0),
+            "load_before": reference_load,
         }
     ]
 
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, device, dtype, placement in variants:
         x, y = (preds.to(device), target.to(device)) if placement == "device" else (preds, target)
         image_quality(x[:2], y[:2], data_range=255, device=device, compute_dtype=dtype)  # warm-up
+        load = load_before(name)
         seconds, ours = timed(
             lambda x=x, y=y, device=device, dtype=dtype: image_quality(
                 x, y, data_range=255, device=device, compute_dtype=dtype
@@ -137,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 "max_abs_diff": {
                     key: float(np.abs(ours[key].numpy() - reference[key]).max()) for key in METRICS
                 },
+                "load_before": load,
             }
         )
     for row in rows:
@@ -147,14 +155,19 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s); {platform.processor() or platform.machine()}"
     )
-    header = f"{'variant':40s} {'seconds':>9s} {'pairs/s':>9s} {'x skimage':>9s} {'|dSSIM|':>9s} {'|dPSNR|':>9s} {'|dMSE|':>9s}"
+    print(f"baseline: {rows[0]['name']}, {reference_seconds:.2f} s")
+    header = (
+        f"{'variant':40s} {'seconds':>9s} {'pairs/s':>9s} {'x skimage':>9s} {'|dSSIM|':>9s} "
+        f"{'|dPSNR|':>9s} {'|dMSE|':>9s} {'load before':>12s}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
-        diff = row["max_abs_diff"]
+        diff, load = row["max_abs_diff"], row["load_before"]
+        load_text = f"{load['load_1m']:.2f}" + (" BUSY" if load["busy"] else "")
         print(
             f"{row['name']:40s} {row['seconds']:9.3f} {row['pairs_per_second']:9.1f} {row['speedup_vs_skimage']:9.2f} "
-            f"{diff['ssim']:9.1e} {diff['psnr']:9.1e} {diff['mse']:9.1e}"
+            f"{diff['ssim']:9.1e} {diff['psnr']:9.1e} {diff['mse']:9.1e} {load_text:>12s}"
         )
     if args.json is not None:
         results = {

@@ -4,9 +4,11 @@ benchmark | baseline | ours | ratio | goal | met?, with the machine it ran on.
 Each benchmark's figures come from its own JSON through a small adapter below; a script
 in ``benchmarks/`` without an adapter still runs and shows as a row saying so. A
 benchmark that crashes, times out or writes no JSON is an error row, and the others go
-on. Everything (the rows and each benchmark's raw JSON) is written to
-``benchmarks/results/latest.json``. Exit status 1 when any benchmark errored or failed
-a correctness check (missed speed goals are reported, not errors).
+on. The load average is printed before each benchmark, with a warning when the machine
+is busy (above 0.5 x cores), and goes into the table and the JSON. Everything (the rows
+and each benchmark's raw JSON) is written to ``benchmarks/results/latest.json``. Exit
+status 1 when any benchmark errored or failed a correctness check (missed speed goals
+are reported, not errors).
 
     python benchmarks/run_all.py               # full sizes (tens of minutes on 2 cores)
     python benchmarks/run_all.py --quick       # smoke run with small sizes
@@ -28,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _env import ROOT, machine
+from _env import ROOT, load_before, machine
 
 BENCHMARKS = Path(__file__).resolve().parent
 RESULTS = BENCHMARKS / "results" / "latest.json"
@@ -44,6 +46,7 @@ class Row:
     met: bool | None = None  # None: no goal, or not measured
     error: str = ""
     correctness: bool = False  # a missed goal here (data lost, job stuck) fails the run
+    load: str = "-"  # 1-minute load average before the benchmark started; BUSY above 0.5 x cores
 
     @property
     def met_text(self) -> str:
@@ -318,8 +321,9 @@ def run_one(bench: Benchmark, *, quick: bool, work: Path) -> tuple[list[Row], di
 
 
 def table(rows: list[Row]) -> str:
-    header = ("benchmark", "baseline", "ours", "ratio", "goal", "met?")
-    cells = [header] + [(r.benchmark, r.baseline, r.error or r.ours, r.ratio, r.goal, r.met_text) for r in rows]
+    header = ("benchmark", "baseline", "ours", "ratio", "goal", "met?", "load before")
+    cells = [header] + [(r.benchmark, r.baseline, r.error or r.ours, r.ratio, r.goal, r.met_text, r.load)
+                        for r in rows]  # fmt: skip
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "-+-".join("-" * width for width in widths))
@@ -344,15 +348,21 @@ def main() -> int:
     raw: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-all-") as tmp:
         for bench in benches:
+            load = load_before(bench.name)
             bench_rows, data, seconds = run_one(bench, quick=args.quick, work=Path(tmp))
+            for row in bench_rows:
+                row.load = f"{load['load_1m']:.2f}" + (" BUSY" if load["busy"] else "")
             rows += bench_rows
-            raw[bench.name] = {"seconds": seconds, "figures": data}
+            raw[bench.name] = {"seconds": seconds, "load_before": load, "figures": data}
     where = machine()
     command = "python benchmarks/run_all.py " + " ".join(sys.argv[1:])
     print()
     print(f"machine: {where}")
     print(f"date: {started:%Y-%m-%d %H:%M} UTC; command: {command.strip()}" + ("  (QUICK sizes)" if args.quick else ""))
     print(table(rows))
+    busy = [name for name, entry in raw.items() if entry["load_before"]["busy"]]
+    if busy:
+        print(f"WARNING: the machine was busy before {', '.join(busy)}: those figures may be low")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({
         "date": started.isoformat(timespec="seconds"),
