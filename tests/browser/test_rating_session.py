@@ -173,3 +173,42 @@ def test_exposure_fixation_then_image_then_mask_and_the_server_refuses_after_the
     second = Response.objects.get(trial=trial)
     assert not second.onscreen_ms  # the reloaded page never showed the image
     page.close()
+
+
+def test_a_lost_reply_falls_back_to_the_plain_post_and_keeps_one_answer(live_server, browser, tmp_path):
+    """The answer's one request fails (the reply is lost): the page posts the form the plain way,
+    the server keeps the first answer it got, and the rater lands on the next trial."""
+    study = study_make(directory=tmp_path, canvas_width=96, canvas_height=96, practice_trials=0)
+    rater = raters_create(study=study, count=1)[0]
+    context = browser.new_context(viewport=TABLET)
+    page = context.new_page()
+    page.goto(live_server.url + rater.get_absolute_url())
+    page.get_by_label("Pathologist", exact=True).check()
+    page.get_by_label("Years of experience in histopathology").fill("3")
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#progress-label")).to_have_text("Image 1 of 6")
+    wait_for_image(page)
+
+    lost = []
+
+    def lose_the_reply(route) -> None:
+        if route.request.headers.get("x-rating-fragment") == "1" and not lost:
+            route.fetch()  # the server stores the answer ...
+            lost.append(route.request.url)
+            route.abort("connectionreset")  # ... and the reply never reaches the page
+        else:
+            route.continue_()
+
+    page.route("**/answer", lose_the_reply)
+    with page.expect_navigation():  # the fallback is a plain form post: a page load
+        answer_with_keyboard(page, "r", "4")
+    expect(page.locator("#progress-label")).to_have_text("Image 2 of 6")
+    assert len(lost) == 1
+    responses = list(Response.objects.filter(trial__session__rater=rater))
+    assert len(responses) == 1 and responses[0].quality == 4
+    # The next answers go one request each again.
+    wait_for_image(page)
+    answer_with_keyboard(page, "f", "2")
+    expect(page.locator("#progress-label")).to_have_text("Image 3 of 6")
+    assert Response.objects.filter(trial__session__rater=rater).count() == 2
+    context.close()

@@ -41,6 +41,7 @@ function zoomedMs() {
 }
 
 window.ratingState = Object.freeze({
+  get origin() { return state.origin; },
   get shownAt() { return state.shownAt; },
   get paintMs() { return state.paintMs; },
   get zoomMax() { return zoomMax(); },
