@@ -468,12 +468,23 @@ def study_results(*, study: Study, filters: ResultFilters | None = None) -> dict
 
 
 def study_results_version(*, study: Study) -> tuple:
-    """Changes whenever a response or a metric report that the results show changes."""
+    """Changes whenever anything the results show changes: a response, a metric report, a
+    rater (profile, screening, withdrawal), or the study's analysis settings."""
     responses = Response.objects.filter(trial__session__study=study).aggregate(n=Count("id"), last=Max("id"))
     set_ids = list(study.real_image_sets.values_list("id", flat=True)) + list(study.generated_image_sets.values_list("id", flat=True))
     reports = MetricReport.objects.filter(image_set_id__in=set_ids).aggregate(n=Count("id"), last=Max("updated_at"))
-    raters = Rater.objects.filter(study=study).aggregate(n=Count("id"), profiles=Count("id", filter=Q(profile_completed_at__isnull=False)))
-    return (responses["n"], responses["last"], reports["n"], reports["last"], raters["n"], raters["profiles"])
+    raters = Rater.objects.filter(study=study).aggregate(
+        n=Count("id"),
+        profiles=Count("id", filter=Q(profile_completed_at__isnull=False)),
+        screened_out=Count("id", filter=~Q(screened_out="")),
+        withdrawn=Count("id", filter=Q(withdrawn_at__isnull=False)),
+    )
+    return (
+        responses["n"], responses["last"], reports["n"], reports["last"],
+        raters["n"], raters["profiles"], raters["screened_out"], raters["withdrawn"],
+        # what the analysis reads from the study row itself
+        study.design_version, study.task, study.exclude_after_failed_checks, study.exclude_failed_share, study.is_open,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -503,7 +514,7 @@ def snapshot_freshness(*, snapshot: ResultsSnapshot, version: DataVersion, now: 
         elif newer < 0:
             text += f"; {-newer:,} response{'s' if newer != -1 else ''} withdrawn since, recomputing…"
         else:
-            text += "; raters or metric reports changed since, recomputing…"
+            text += "; raters, metric reports or the analysis settings changed since, recomputing…"
     else:
         text += "; up to date"
     return {

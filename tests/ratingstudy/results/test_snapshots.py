@@ -107,6 +107,18 @@ def test_stale_snapshot_is_shown_with_its_age_and_recomputed_by_the_job(staff_cl
 
 
 @pytest.mark.django_db
+def test_a_changed_exclusion_rule_makes_the_snapshot_stale(staff_client, with_redis, sent):
+    sim = simulated_study(n_raters=3, n_images=4)
+    assert _data(staff_client, sim.study.pk)["results"]["counts"]["raters_excluded"] == 1
+    sim.study.exclude_after_failed_checks, sim.study.exclude_failed_share = 0, 1.0
+    sim.study.save()
+    stale = _data(staff_client, sim.study.pk)["freshness"]
+    assert stale["stale"] and stale["newer_responses"] == 0 and "analysis settings changed" in stale["text"]
+    refresh_study_results(study_id=sim.study.pk)
+    assert _data(staff_client, sim.study.pk)["results"]["counts"]["raters_excluded"] == 0
+
+
+@pytest.mark.django_db
 def test_without_a_broker_a_stale_snapshot_is_recomputed_on_view(staff_client, sent):
     sim = simulated_study(n_raters=2, n_images=4)
     before = _data(staff_client, sim.study.pk)
