@@ -81,7 +81,7 @@ def main() -> int:
         sessions_prestart(tokens=tokens)
         print(f"started {len(tokens)} sessions of {PLAN.trials} trials in {time.monotonic() - began:.1f} s", flush=True)
         server = WebServer(lab.var_dir / "log", workers=args.workers, threads=args.threads,
-                           worker_class=args.worker_class)  # fmt: skip
+                           worker_class=args.worker_class, front=args.front)  # fmt: skip
         server.start()
         print(f"{server.description} + {lab.database}, {users} concurrent clients, "
               f"{warmup:g} s warm-up + {duration:g} s per run", flush=True)  # fmt: skip

@@ -50,6 +50,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worker-class", choices=("gthread", "sync"), default=defaults.worker_class)
     parser.add_argument("--workers", type=int, default=defaults.workers, help="gunicorn workers (default 2 x cores + 1)")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="threads per gthread worker")  # fmt: skip
+    parser.add_argument("--front", choices=("none", "nginx"), default="none",
+                        help="nginx: the documented deployment, nginx in front sending images and static files")  # fmt: skip
 
 
 def main() -> int:
@@ -71,7 +73,7 @@ def main() -> int:
     with lab_stack(database=args.database) as lab:
         study_id, tokens = study_seed(name="load benchmark", raters=raters, plan=plan)
         server = WebServer(lab.var_dir / "log", workers=args.workers, threads=args.threads,
-                           worker_class=args.worker_class)  # fmt: skip
+                           worker_class=args.worker_class, front=args.front)  # fmt: skip
         server.start()
         try:
             print(f"{raters} raters x {plan.trials} trials against {server.description} + {lab.database} "

@@ -149,15 +149,20 @@ class WebServer:
     port: int = 0
     process: subprocess.Popen | None = None
     starts: int = 0
+    #: "nginx": a private nginx in front (the documented deployment): it sends the rater images
+    #: itself (X-Accel-Redirect) and the static files; "none": clients talk to gunicorn.
+    front: str = "none"
+    nginx: object | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.nginx.url if self.nginx is not None else f"http://127.0.0.1:{self.port}"
 
     @property
     def description(self) -> str:
         threads = f" x {self.threads} threads" if self.worker_class == "gthread" else ""
-        return f"gunicorn {self.worker_class}, {self.workers} workers{threads}"
+        front = "nginx (1 worker, images by X-Accel-Redirect) -> " if self.front == "nginx" else ""
+        return f"{front}gunicorn {self.worker_class}, {self.workers} workers{threads}"
 
     def start(self, *, timeout: float = 90.0, warm: bool = True) -> None:
         from ratingstudy.lib.processes import free_port, stop_process
@@ -178,8 +183,13 @@ class WebServer:
             "--log-level", "warning",
             "--preload",  # import Django once in the master: every worker forks ready to serve
         ]  # fmt: skip
+        env = os.environ.copy()
+        if self.front == "nginx":
+            from ratingstudy.lib.nginx import ACCEL_PREFIX
+
+            env["RATER_IMAGE_ACCEL_PREFIX"] = ACCEL_PREFIX
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
         self.starts += 1
@@ -191,6 +201,15 @@ class WebServer:
                 stop_process(self.process)
                 raise RuntimeError(f"gunicorn did not answer within {timeout:.0f} s:\n{self.log_tail()}")
             time.sleep(0.1)
+        if self.front == "nginx" and self.nginx is None:
+            from django.conf import settings
+
+            from ratingstudy.lib.nginx import Nginx
+
+            self.nginx = Nginx(
+                run_dir=self.log_dir / "nginx", port=free_port(), upstream=f"127.0.0.1:{self.port}",
+                media_root=Path(settings.MEDIA_ROOT), static_root=Path(settings.STATIC_ROOT),
+            ).start()  # fmt: skip
         if warm:
             self.warm_up()
 
@@ -224,16 +243,22 @@ class WebServer:
 
         if self.process is not None:
             stop_process(self.process)
+        if self.nginx is not None:
+            self.nginx.stop()
+            self.nginx = None
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) used so far by the master and its live workers."""
+        """CPU time (user + system) used so far by the master and its live workers (and nginx's, in front)."""
         import psutil
 
-        try:
-            master = psutil.Process(self.process.pid)
-            processes = [master, *master.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0.0
+        processes = []
+        roots = [self.process] + ([self.nginx.process] if self.nginx is not None else [])
+        for root in roots:
+            try:
+                master = psutil.Process(root.pid)
+                processes += [master, *master.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
         total = 0.0
         for process in processes:
             with contextlib.suppress(psutil.NoSuchProcess):
