@@ -53,6 +53,7 @@ def test_gunicorn_and_django_logs_never_hold_a_token(database_url, tmp_path):
                 "--logger-class", "ratingstudy.lib.gunicorn_logging.Logger", "--capture-output",
             ],
             cwd=PROJECT_ROOT, env=env, stdout=stderr, stderr=subprocess.STDOUT,
+            start_new_session=True,  # stop_process signals the process group: master and worker
         )  # fmt: skip
         try:
             base = f"http://127.0.0.1:{port}"
