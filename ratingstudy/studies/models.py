@@ -405,6 +405,12 @@ class Rater(models.Model):
     years_experience = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(70)])
     specialty = models.CharField(max_length=200, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
+    consent_version = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The latest consent version agreed to (its record is a ConsentRecord); read on every rater request.",
+    )
     profile_completed_at = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)
     is_audit = models.BooleanField(

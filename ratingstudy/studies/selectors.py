@@ -13,7 +13,6 @@ from django.http import Http404
 from ratingstudy.catalog.models import Image, ImageSet
 from ratingstudy.errors import ApplicationError
 from ratingstudy.studies.models import (
-    ConsentRecord,
     Rater,
     Response,
     Session,
@@ -65,13 +64,8 @@ class Progress:
 
 def rater_get(*, token: str) -> Rater:
     """The rater holding ``token``; 404 for an unknown token, :class:`InvitationRefused` for an unusable one."""
-    current_consent = ConsentRecord.objects.filter(rater=OuterRef("pk"), version=OuterRef("study__consent_version"))
-    rater = (
-        Rater.objects.select_related("study")
-        .annotate(consented_current=Exists(current_consent))  # read by rater_needs_consent: no second query
-        .filter(token_hash=token_digest(token))
-        .first()
-    )
+    # The session comes along (a reverse one-to-one): rater pages read it on every request.
+    rater = Rater.objects.select_related("study", "session").filter(token_hash=token_digest(token)).first()
     if rater is None:
         raise Http404("unknown invitation")
     rater.token = token  # known for this request only, to build the rater's own links
@@ -105,12 +99,7 @@ def rater_check(rater: Rater) -> Rater:
 def rater_needs_consent(*, rater: Rater) -> bool:
     """Whether the study asks for consent and the rater has not agreed to its current text."""
     study = rater.study
-    if not study.consent_text:
-        return False
-    consented = getattr(rater, "consented_current", None)  # annotated by rater_get
-    if consented is None:
-        consented = rater.consents.filter(version=study.consent_version).exists()
-    return not consented
+    return bool(study.consent_text) and rater.consent_version != study.consent_version
 
 
 def session_of_rater(*, rater: Rater) -> Session | None:
@@ -164,7 +153,6 @@ def trial_next_token(*, trial: Trial) -> str | None:
 
 #: Columns read for each trial of a session: the trial's own, then its response's key.
 _TRIAL_COLUMNS = tuple(f.attname for f in Trial._meta.concrete_fields)
-_SESSION_COLUMNS = tuple(f.attname for f in Session._meta.concrete_fields)
 
 
 class SessionState:
@@ -232,21 +220,19 @@ class SessionState:
 
 
 def session_state(*, rater: Rater) -> SessionState | None:
-    """The rater's session and every trial of it, with whether each is answered (one query), or None."""
-    session_columns = tuple(f"session__{name}" for name in _SESSION_COLUMNS)
-    query = (
-        Trial.objects.filter(session__rater=rater)
-        .order_by("index")
-        .values_list(*_TRIAL_COLUMNS, "response__pk", *session_columns)
-    )
-    fetched = list(query)
-    if not fetched:
+    """The rater's session and every trial of it, with whether each is answered, or None.
+
+    One query for the trials; the session itself comes with the rater (:func:`rater_get`
+    selects it), else one more.
+    """
+    try:
+        session = rater.session
+    except Session.DoesNotExist:
         return None
-    split = len(_TRIAL_COLUMNS) + 1
-    session = Session.from_db(query.db, _SESSION_COLUMNS, fetched[0][split:])
     session.rater = rater
     session.study = rater.study
-    return SessionState(session=session, rows=[row[:split] for row in fetched])
+    rows = list(Trial.objects.filter(session=session).order_by("index").values_list(*_TRIAL_COLUMNS, "response__pk"))
+    return SessionState(session=session, rows=rows) if rows else None
 
 
 def session_next_trial(*, session: Session) -> Trial | None:

@@ -212,9 +212,15 @@ def rater_consent(*, rater: Rater, now: datetime | None = None) -> ConsentRecord
         version=study.consent_version,
         defaults={"text_sha256": study.consent_sha256, "agreed_at": now or timezone.now()},
     )
+    changed = []
     if rater.consented_at is None:
         rater.consented_at = record.agreed_at
-        rater.save(update_fields=["consented_at"])
+        changed.append("consented_at")
+    if rater.consent_version is None or rater.consent_version < study.consent_version:
+        rater.consent_version = study.consent_version
+        changed.append("consent_version")
+    if changed:
+        rater.save(update_fields=changed)
     return record
 
 

@@ -232,7 +232,7 @@ def trial(request: HttpRequest, rater: Rater) -> HttpResponse:
     state = session_state(rater=rater)
     if state is None:
         try:
-            session_start(rater=rater, user_agent=request.headers.get("User-Agent", ""))
+            rater.session = session_start(rater=rater, user_agent=request.headers.get("User-Agent", ""))
         except ApplicationError:
             return _not_ready(request)
         state = session_state(rater=rater)
