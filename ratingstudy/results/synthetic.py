@@ -62,13 +62,24 @@ def synthetic_study_name(*, raters: int, trials: int, seed: int) -> str:
     return f"synthetic {raters} raters x {trials} trials (seed {seed})"
 
 
-def _image_set(*, name: str, kind: str, model_name: str = "", n: int, sources: list[Image] | None = None) -> list[Image]:
+def pixel_free_image_set(
+    *,
+    name: str,
+    kind: str,
+    model_name: str = "",
+    n: int,
+    sources: list[Image] | None = None,
+    size: int = 256,
+    description: str = "Synthetic: no pixels behind these rows; made for benchmarks by study_synthetic.",
+) -> tuple[ImageSet, list[Image]]:
+    """An image set of ``n`` rows with made-up hashes and no files (statistics need no pixels);
+    generated images pair with ``sources`` as a generator's output pairs with its input."""
     image_set = ImageSet.objects.create(
         name=name,
         kind=kind,
         source=ImageSet.Source.GENERATED if kind == ImageSet.Kind.GENERATED else ImageSet.Source.DEMO,
         model_name=model_name,
-        description="Synthetic: no pixels behind these rows; made for benchmarks by study_synthetic.",
+        description=description,
     )
     images = []
     for i in range(n):
@@ -80,15 +91,15 @@ def _image_set(*, name: str, kind: str, model_name: str = "", n: int, sources: l
             original_sha256=digest,
             label=Image.Label.BENIGN if i % 2 == 0 else Image.Label.MALIGNANT,
             source_path=f"{'fake' if source else 'real'}/{model_name or 'real'}/img_{i:04d}.png",
-            width=256,
-            height=256,
+            width=size,
+            height=size,
             source_image=source,
             direction=Image.Direction.A_TO_B if source else "",
             checkpoint_sha256=hashlib.sha256(f"{name}/checkpoint".encode()).hexdigest() if source else "",
         )
         image.file.name = f"images/{digest}.png"
         images.append(image)
-    return Image.objects.bulk_create(images)
+    return image_set, Image.objects.bulk_create(images)
 
 
 def _draw_main_images(rng: np.random.Generator, pools: dict[str, list[Image]], n: int) -> list[tuple[str, Image]]:
@@ -130,13 +141,13 @@ def synthetic_study_create(*, raters: int, trials: int, seed: int = 0, name: str
     # Enough images that each is seen by about 20 raters: real images are half of every session.
     n_real = max(analysed, int(np.ceil(raters * analysed / 2 / 20)))
     n_generated = max(analysed // len(MODELS) + 1, n_real // 2)
-    real = _image_set(name=f"{name} / real", kind=ImageSet.Kind.REAL, n=n_real)
+    _, real = pixel_free_image_set(name=f"{name} / real", kind=ImageSet.Kind.REAL, n=n_real)
     pools = {"real": real}
     for model in MODELS:
-        pools[model] = _image_set(
+        _, pools[model] = pixel_free_image_set(
             name=f"{name} / {model}", kind=ImageSet.Kind.GENERATED, model_name=model, n=n_generated, sources=real[:n_generated]
         )
-    practice = _image_set(name=f"{name} / practice", kind=ImageSet.Kind.REAL, n=PRACTICE_TRIALS * 2)
+    _, practice = pixel_free_image_set(name=f"{name} / practice", kind=ImageSet.Kind.REAL, n=PRACTICE_TRIALS * 2)
 
     study = Study.objects.create(
         name=name,

@@ -7,7 +7,6 @@ bias), with practice trials and attention checks, through the studies app's mode
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,35 +14,12 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from ratingstudy.catalog.models import Image, ImageSet
+from ratingstudy.results.synthetic import pixel_free_image_set
 from ratingstudy.studies.models import Rater, Response, Session, Study, Trial
 
 
 def image_set_create(*, name: str, kind: str = ImageSet.Kind.GENERATED, model_name: str = "", n: int = 4, sources: list[Image] | None = None) -> ImageSet:
-    image_set = ImageSet.objects.create(
-        name=name,
-        kind=kind,
-        source=ImageSet.Source.GENERATED if kind == ImageSet.Kind.GENERATED else ImageSet.Source.DEMO,
-        model_name=model_name,
-    )
-    images = []
-    for i in range(n):
-        digest = hashlib.sha256(f"{name}/{i}".encode()).hexdigest()
-        source = sources[i] if sources else None
-        image = Image(
-            image_set=image_set,
-            sha256=digest,
-            original_sha256=digest,
-            label=Image.Label.BENIGN if i % 2 == 0 else Image.Label.MALIGNANT,
-            source_path=f"{'fake' if kind == ImageSet.Kind.GENERATED else 'real'}/{name}/img_{i:03d}.png",
-            width=64,
-            height=64,
-            source_image=source,
-            direction=Image.Direction.A_TO_B if source else "",
-            checkpoint_sha256=hashlib.sha256(name.encode()).hexdigest() if source else "",
-        )
-        image.file.name = f"images/{digest}.png"
-        images.append(image)
-    Image.objects.bulk_create(images)
+    image_set, _ = pixel_free_image_set(name=name, kind=kind, model_name=model_name, n=n, sources=sources, size=64, description="")
     return image_set
 
 
