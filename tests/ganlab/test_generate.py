@@ -4,6 +4,7 @@ overlapped decoding and writing give the same files; compile and precision optio
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -231,3 +232,23 @@ def test_bf16_generation_needs_cuda(run, tmp_path):
             device="cpu",
             settings=GenerationSettings(amp="bf16"),
         )
+
+
+def test_cli_generate_speed_options_reach_the_settings(run, tmp_path):
+    tiles, checkpoint = run
+    parser = argparse.ArgumentParser(prog="ganlab")
+    train_cli.register(parser.add_subparsers(dest="command", required=True))
+    common = ["generate", str(tiles / "benign"), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    args = parser.parse_args(
+        [*common, "--out", str(tmp_path / "a"), "--writers", "2", "--channels-last"]
+    )
+    assert args.func(args) == 0
+    settings = json.loads((tmp_path / "a" / "manifest.json").read_text())["settings"]
+    assert settings == {
+        **dataclasses.asdict(GenerationSettings()),
+        "writer_threads": 2,
+        "channels_last": True,
+    }
+    args = parser.parse_args([*common, "--out", str(tmp_path / "b"), "--compile-mode", "fastest"])
+    with pytest.raises(ValueError, match=r"GenerationSettings\.compile_mode: must be one of"):
+        args.func(args)
