@@ -126,3 +126,21 @@ def test_real_workers_give_each_pool_process_its_share_of_the_cores(
     finally:
         for process, _log in workers.values():
             stop_process(process)
+
+
+@pytest.mark.django_db
+def test_a_job_applies_the_workers_threads_and_logs_them(monkeypatch):
+    from ratingstudy.jobs.models import Job
+    from worker import threads
+    from worker.runner import run_job
+
+    monkeypatch.setattr(threads, "_chosen", 1)
+    previous = torch.get_num_threads()
+    job = Job.objects.create(kind="generate", config={})  # no parent: fails after the claim
+    try:
+        run_job(job.pk, worker_host="w1@test")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)
+    job.refresh_from_db()
+    assert "attempt 1 on w1@test: 1 torch CPU thread(s)" in job.log_tail
