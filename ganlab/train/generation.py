@@ -39,10 +39,12 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """How generation runs; only ``amp`` can change a pixel.
+    """How generation runs. Decoding workers and writer threads never change a pixel;
+    ``amp``, ``channels_last`` and ``compile`` run other kernels, whose rounding can move
+    an 8-bit value by a step.
 
     amp: ``off`` (fp32: the 8-bit output does not depend on autocast) | ``bf16``
-        (CUDA only; faster, outputs may differ from fp32 by a rounding step).
+        (CUDA only; faster).
     channels_last: NHWC memory layout for the networks and the batches.
     compile: ``torch.compile`` the networks with ``compile_mode``; the last batch is
         padded to ``batch_size`` so that one graph (and one CUDA graph) serves all.
@@ -74,8 +76,9 @@ class GenerationSettings:
     @classmethod
     def for_device(cls, device: torch.device) -> GenerationSettings:
         """The default on ``device``: on CUDA, decoding and encoding overlap the GPU on the
-        machine's cores (fp32, so the same pixels as without); elsewhere one thread, as the
-        CPU's cores are busy computing."""
+        machine's cores, in fp32 (the pixels of the one-thread path); elsewhere one thread:
+        the network already keeps the CPU's cores busy, and on 2 cores overlapping measured
+        0.84-1.08x (``benchmarks/generation.py``)."""
         if device.type != "cuda":
             return cls()
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
