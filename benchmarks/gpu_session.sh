@@ -7,8 +7,9 @@
 #        bash benchmarks/gpu_session.sh --fetch-wheels
 # 2. On the GPU machine, through the device tool: run(command="bash benchmarks/gpu_session.sh",
 #    carry=[".whl"], timeout_s=600). It installs nothing from the internet and ends within
-#    GPU_SESSION_SECONDS (default 520; a timed-out step may take 30 s more to stop): each step gets what is left, at most its own cap,
-#    and is skipped below 20 s, in order of importance:
+#    GPU_SESSION_SECONDS (default 520; a step cut at its limit takes up to 30 s more to stop):
+#    each step gets what is left, at most its own cap, and is skipped below 20 s, in order
+#    of importance:
 #      train_step.json      training step at 256 px, eager rows: bf16 + channels_last +
 #                           fused Adam at batch 8..64, TFLOP/s and % of the bf16 dense peak
 #      generation.json      G_A img/s at 256 px (bf16, channels_last, batch 64..256) and
