@@ -194,9 +194,24 @@ def adapt_dispatch(data: dict[str, Any]) -> list[Row]:
 
 def adapt_roundtrip(data: dict[str, Any]) -> list[Row]:
     sat, paced, goals = data["saturation"], data["paced"], data["goals"]
+    front = " behind nginx" if data["server"].startswith("nginx") else ""
     rows = [
         Row(
-            benchmark=f"rating round trip at saturation, {data['concurrency']} clients: throughput",
+            benchmark=f"answer: one request vs the plain form post (POST + GET){front}, saturation",
+            baseline=f"plain post: {_fmt(sat['plain']['per_second'])}/s, "
+                     f"{_fmt(sat['plain']['server_cpu_ms_per_op'], ' ms')} server CPU each",
+            ours=f"one request: {_fmt(sat['ours']['per_second'])}/s, "
+                 f"{_fmt(sat['ours']['server_cpu_ms_per_op'], ' ms')} server CPU each",
+            ratio=f"{data['one_vs_plain_throughput']:.2f}x throughput",
+        ),
+        Row(
+            benchmark=f"answer: one request vs the plain form post{front}, {data['concurrency']} raters at pace: p95",
+            baseline=f"plain post: p95 {_fmt(paced['plain']['p95_ms'], ' ms')}",
+            ours=f"one request: p95 {_fmt(paced['ours']['p95_ms'], ' ms')}",
+            ratio=f"{paced['plain']['p95_ms'] / paced['ours']['p95_ms']:.1f}x faster",
+        ),
+        Row(
+            benchmark=f"rating round trip at saturation{front}, {data['concurrency']} clients: throughput",
             baseline=f"GET /health: {_fmt(sat['baseline']['per_second'])} req/s",
             ours=f"submit-and-next: {_fmt(sat['ours']['per_second'])}/s "
                  f"({_fmt(sat['ours']['server_cpu_ms_per_op'], ' ms')} server CPU each)",
@@ -205,7 +220,7 @@ def adapt_roundtrip(data: dict[str, Any]) -> list[Row]:
             met=goals["ratio_met"],
         ),
         Row(
-            benchmark=f"rating round trip, {data['concurrency']} raters (think {data['think_s'][0]:g}-"
+            benchmark=f"rating round trip{front}, {data['concurrency']} raters (think {data['think_s'][0]:g}-"
                       f"{data['think_s'][1]:g} s{'' if data.get('paced_images', True) else ', no images'}): p95",
             baseline=f"GET /health: p95 {_fmt(paced['baseline']['p95_ms'], ' ms')}",
             ours=f"submit-and-next: p50 {_fmt(paced['ours']['p50_ms'], ' ms')}, p95 "
@@ -295,6 +310,9 @@ REGISTRY = [
     Benchmark("export", "export.py", adapt_export, quick_args=["--rows", "20000"]),
     Benchmark("dispatch", "dispatch.py", adapt_dispatch, quick_args=["--samples", "3"]),
     Benchmark("roundtrip", "roundtrip.py", adapt_roundtrip, quick_args=["--quick"], checks_correctness=True),
+    # The documented deployment: nginx in front sends the images (needs nginx installed).
+    Benchmark("roundtrip_nginx", "roundtrip.py", adapt_roundtrip, args=["--front", "nginx"],
+              quick_args=["--quick", "--front", "nginx"], checks_correctness=True),
     Benchmark("load", "load/run.py", adapt_load, quick_args=["--short"], checks_correctness=True),
     Benchmark("faults", "faults/run.py", adapt_faults, quick_args=["--short"], checks_correctness=True),
     Benchmark("results_page", "results_page.py", adapt_results_page, quick_args=["--raters", "10", "--trials", "60"]),
