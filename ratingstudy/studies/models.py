@@ -595,7 +595,7 @@ class Response(models.Model):
         null=True, blank=True, help_text="Browser: how long the image was on screen (until the mask, or the answer)."
     )
     paint_ms = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Browser: from navigation start to the image first drawn (time to first paint)."
+        null=True, blank=True, help_text="Browser: from asking for the trial (the page's navigation, or sending the previous answer whose reply brought it) to the image first drawn."
     )
     zoom_max = models.FloatField(
         null=True, blank=True, help_text="Browser: the highest magnification reached, in screen (device) pixels per image pixel (1.0 = 1:1)."
