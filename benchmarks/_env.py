@@ -146,3 +146,14 @@ def _wait_for_worker(timeout: float = 60) -> None:
 
 def run_quiet(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True)
+
+
+def rows_chosen(parser, available: list, keys: str | None, *, device: str) -> list:
+    """The rows named in ``--rows`` (comma-separated keys), always after the first (baseline) row."""
+    if not keys:
+        return available
+    wanted = keys.split(",")
+    unknown = sorted(set(wanted) - {row.key for row in available})
+    if unknown:
+        parser.error(f"unknown --rows {unknown}; on {device}: {[row.key for row in available]}")
+    return [available[0], *(row for row in available[1:] if row.key in wanted)]

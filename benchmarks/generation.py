@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._env import machine  # noqa: E402
+from benchmarks._env import machine, rows_chosen  # noqa: E402
 from ganlab.models.cyclegan import build_generator, preset_config  # noqa: E402
 
 
@@ -237,13 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args.e2e_size = args.e2e_size or (256 if cuda else 64)
     args.e2e_images = args.e2e_images or (2048 if cuda else 256)
     args.e2e_batch = args.e2e_batch or (64 if cuda else 16)
-    chosen = network_rows(device)
-    if args.rows:
-        keys = args.rows.split(",")
-        unknown = sorted(set(keys) - {row.key for row in chosen})
-        if unknown:
-            parser.error(f"unknown --rows {unknown}; on {device.type}: {[r.key for r in chosen]}")
-        chosen = [LOOP, *(row for row in chosen[1:] if row.key in keys)]
+    chosen = rows_chosen(parser, network_rows(device), args.rows, device=device.type)
 
     result: dict[str, Any] = {
         "benchmark": "generation",

@@ -38,6 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 # run as a script from anywhere: make the repository's ganlab importable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._env import rows_chosen  # noqa: E402
 from ganlab.train.config import TrainConfig  # noqa: E402
 from ganlab.train.runtime import seed_everything, select_device  # noqa: E402
 from ganlab.train.trainer import CycleGANTrainer  # noqa: E402
@@ -243,13 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     args.size = args.size or (256 if cuda else 128)
     args.warmup = max(1, args.warmup or (5 if cuda else 1))
     args.iters = args.iters or (20 if cuda else 1)
-    chosen = setups(device)
-    if args.rows:
-        keys = args.rows.split(",")
-        unknown = sorted(set(keys) - {setup.key for setup in chosen})
-        if unknown:
-            parser.error(f"unknown --rows {unknown}; on {device.type}: {[s.key for s in chosen]}")
-        chosen = [REFERENCE, *(setup for setup in chosen[1:] if setup.key in keys)]
+    chosen = rows_chosen(parser, setups(device), args.rows, device=device.type)
     peak = peak_bf16_tflops(device_name(device)) if cuda else None
 
     rows: list[Row] = []
