@@ -501,9 +501,17 @@ def study_data_version(*, study: Study) -> DataVersion:
     return DataVersion(key=hashlib.sha256(repr(parts).encode()).hexdigest()[:16], responses=parts[0])
 
 
-def snapshot_freshness(*, snapshot: ResultsSnapshot, version: DataVersion, now: dt.datetime) -> dict:
+#: A refresh still waiting after this long (it normally starts after a few seconds) is explained on the page.
+REFRESH_OVERDUE_SECONDS = 30
+
+
+def snapshot_freshness(
+    *, snapshot: ResultsSnapshot, version: DataVersion, now: dt.datetime, waiting_seconds: float | None = None
+) -> dict:
     """How fresh a stored snapshot is against the data now, in numbers and in words, e.g.
-    "computed 12 s ago from 19,950 responses; 50 newer responses, recomputing…"."""
+    "computed 12 s ago from 19,950 responses; 50 newer responses, recomputing…".
+    ``waiting_seconds``: how long the pending refresh has waited for a worker; when that is
+    overdue, the words say so (no ``cpu`` worker running, or all of them busy)."""
     age = max(0.0, (now - snapshot.computed_at).total_seconds())
     stale = snapshot.data_version != version.key
     newer = version.responses - snapshot.responses
@@ -515,6 +523,11 @@ def snapshot_freshness(*, snapshot: ResultsSnapshot, version: DataVersion, now: 
             text += f"; {-newer:,} response{'s' if newer != -1 else ''} withdrawn since, recomputing…"
         else:
             text += "; raters, metric reports or the analysis settings changed since, recomputing…"
+        if waiting_seconds is not None and waiting_seconds > REFRESH_OVERDUE_SECONDS:
+            text += (
+                f" (asked {_duration(waiting_seconds)} ago and not started: no worker serves the cpu queue, "
+                "or all are busy; Admin → Workers lists them)"
+            )
     else:
         text += "; up to date"
     return {
@@ -525,6 +538,7 @@ def snapshot_freshness(*, snapshot: ResultsSnapshot, version: DataVersion, now: 
         "responses_now": version.responses,
         "newer_responses": newer,
         "stale": stale,
+        "refresh_waiting_seconds": None if waiting_seconds is None else round(waiting_seconds, 1),
         "text": text,
     }
 

@@ -243,7 +243,8 @@ def schedule_results_refresh(*, study_id: int) -> None:
         return
     key = refresh_key(study_id)
     try:
-        if not client.set(key, b"1", nx=True, ex=REFRESH_DELAY_SECONDS + REFRESH_KEY_GRACE_SECONDS):
+        # The value is when it was asked for: the page tells how long a refresh has waited for a worker.
+        if not client.set(key, repr(time.time()).encode(), nx=True, ex=REFRESH_DELAY_SECONDS + REFRESH_KEY_GRACE_SECONDS):
             return  # a job is queued already: it will read this change too
     except Exception:  # redis.RedisError, OSError
         log.exception("could not schedule a results refresh of study %s (Redis)", study_id)
@@ -256,6 +257,18 @@ def schedule_results_refresh(*, study_id: int) -> None:
         log.exception("could not enqueue a results refresh of study %s", study_id)
         with contextlib.suppress(Exception):
             client.delete(key)
+
+
+def refresh_waiting_seconds(*, study_id: int) -> float | None:
+    """How long the study's pending refresh has waited for a worker (None: none pending, or no Redis)."""
+    client = _redis()
+    if client is None:
+        return None
+    try:
+        asked = client.get(refresh_key(study_id))
+        return max(0.0, time.time() - float(asked)) if asked else None
+    except Exception:  # redis.RedisError, OSError, a value from an older version
+        return None
 
 
 def refresh_schedule_clear(*, study_id: int) -> None:

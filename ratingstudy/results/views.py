@@ -31,7 +31,7 @@ from ratingstudy.results.analyses import marks_by_group, protocol_answers
 from ratingstudy.results.checks import study_check_outcomes
 from ratingstudy.results.exports import streaming_response
 from ratingstudy.results.manifest_selectors import study_manifest
-from ratingstudy.results.services import results_snapshot_current
+from ratingstudy.results.services import refresh_waiting_seconds, results_snapshot_current
 from ratingstudy.studies.models import Study
 from ratingstudy.studies.selectors import studies_visible_to
 
@@ -81,7 +81,9 @@ def _results(study: Study, filters: selectors.ResultFilters) -> tuple[str, dict,
     version = selectors.study_data_version(study=study)
     if filters == selectors.ResultFilters():
         snapshot = results_snapshot_current(study=study, version=version)
-        freshness = selectors.snapshot_freshness(snapshot=snapshot, version=version, now=timezone.now())
+        stale = snapshot.data_version != version.key
+        waiting = refresh_waiting_seconds(study_id=study.pk) if stale else None
+        freshness = selectors.snapshot_freshness(snapshot=snapshot, version=version, now=timezone.now(), waiting_seconds=waiting)
         return snapshot.data_version, snapshot.results, freshness
     options = hashlib.sha256(repr(sorted(filters.as_dict().items())).encode()).hexdigest()[:16]
     key = f"results:{study.pk}:{version.key}:{options}"

@@ -107,6 +107,22 @@ def test_stale_snapshot_is_shown_with_its_age_and_recomputed_by_the_job(staff_cl
 
 
 @pytest.mark.django_db
+def test_a_refresh_that_no_worker_starts_is_explained_on_the_page(staff_client, with_redis, sent):
+    sim = simulated_study(n_raters=3, n_images=4)
+    _data(staff_client, sim.study.pk)
+    _new_answer(sim)
+    waiting = _data(staff_client, sim.study.pk)["freshness"]
+    assert waiting["refresh_waiting_seconds"] < 5 and "not started" not in waiting["text"]
+    # As if it had been asked for a minute ago and no worker took it (nothing consumes the queue here).
+    key = services.refresh_key(sim.study.pk)
+    redis.Redis.from_url(with_redis).set(key, repr(time.time() - 60).encode(), xx=True)
+    overdue = _data(staff_client, sim.study.pk)["freshness"]
+    assert overdue["refresh_waiting_seconds"] >= 60
+    assert "not started: no worker serves the cpu queue, or all are busy" in overdue["text"]
+    assert len(sent) == 1  # still the one job: the page does not pile more on
+
+
+@pytest.mark.django_db
 def test_a_changed_exclusion_rule_makes_the_snapshot_stale(staff_client, with_redis, sent):
     sim = simulated_study(n_raters=3, n_images=4)
     assert _data(staff_client, sim.study.pk)["results"]["counts"]["raters_excluded"] == 1
