@@ -7,19 +7,12 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
 
 from ratingstudy.catalog.models import Image, ImageSet
 from ratingstudy.errors import ApplicationError
-from ratingstudy.studies.models import (
-    Rater,
-    Response,
-    Session,
-    Study,
-    Trial,
-    token_digest,
-)
+from ratingstudy.studies.models import Rater, Session, Study, Trial, token_digest
 from ratingstudy.studies.sampling import PoolImage
 
 
@@ -106,19 +99,6 @@ def session_of_rater(*, rater: Rater) -> Session | None:
     return Session.objects.filter(rater=rater).first()
 
 
-def trial_get(*, rater: Rater, trial_token: str) -> Trial:
-    """A trial of this rater's own session; 404 for any other token."""
-    trial = (
-        Trial.objects.select_related("session__study", "image")
-        .annotate(answered=Exists(Response.objects.filter(trial=OuterRef("pk"))))
-        .filter(token=trial_token, session__rater=rater)
-        .first()
-    )
-    if trial is None:
-        raise Http404("unknown trial")
-    return trial
-
-
 def trial_for_image(*, token: str, trial_token: str) -> Trial:
     """The trial ``trial_token`` of the rater holding ``token``, for an image request: one query.
 
@@ -139,16 +119,6 @@ def trial_for_image(*, token: str, trial_token: str) -> Trial:
     trial.session.study = rater.study
     trial.answered = trial.response_pk is not None
     return trial
-
-
-def trial_next_token(*, trial: Trial) -> str | None:
-    """The token of the trial after ``trial`` in its session (to preload its image), or None."""
-    return (
-        Trial.objects.filter(session_id=trial.session_id, index__gt=trial.index)
-        .order_by("index")
-        .values_list("token", flat=True)
-        .first()
-    )
 
 
 #: Columns read for each trial of a session: the trial's own, then its response's key.
@@ -231,8 +201,13 @@ def session_state(*, rater: Rater) -> SessionState | None:
         return None
     session.rater = rater
     session.study = rater.study
-    rows = list(Trial.objects.filter(session=session).order_by("index").values_list(*_TRIAL_COLUMNS, "response__pk"))
+    rows = _trial_rows(session)
     return SessionState(session=session, rows=rows) if rows else None
+
+
+def _trial_rows(session: Session) -> list[tuple]:
+    """Every trial of ``session`` in order, as ``(trial columns..., response pk or None)``."""
+    return list(Trial.objects.filter(session=session).order_by("index").values_list(*_TRIAL_COLUMNS, "response__pk"))
 
 
 def session_next_trial(*, session: Session) -> Trial | None:
@@ -241,16 +216,8 @@ def session_next_trial(*, session: Session) -> Trial | None:
 
 
 def session_progress(*, session: Session) -> Progress:
-    answered = Q(response__isnull=False)
-    counts = session.trials.aggregate(
-        practice_done=Count("pk", filter=Q(is_practice=True) & answered),
-        practice_total=Count("pk", filter=Q(is_practice=True)),
-        qualification_done=Count("pk", filter=Q(is_qualification=True) & answered),
-        qualification_total=Count("pk", filter=Q(is_qualification=True)),
-        main_done=Count("pk", filter=Q(is_practice=False, is_qualification=False) & answered),
-        main_total=Count("pk", filter=Q(is_practice=False, is_qualification=False)),
-    )
-    return Progress(**counts)
+    """Where the rater of ``session`` stands (one query; rater pages take it from :func:`session_state`)."""
+    return SessionState(session=session, rows=_trial_rows(session)).progress()
 
 
 def study_images(*, study: Study) -> QuerySet[Image]:

@@ -46,8 +46,6 @@ from ratingstudy.studies.selectors import (
     rater_colour_plates,
     rater_get,
     rater_needs_consent,
-    session_of_rater,
-    session_progress,
     session_state,
     trial_for_image,
 )
@@ -95,15 +93,22 @@ def rater_view(view: RaterView) -> RaterView:
         try:
             rater = rater_get(token=token)
         except InvitationRefused as exc:
-            response = render(request, "studies/refused.html", {"message": exc.message}, status=403)
-        else:
-            response = view(request, rater, **kwargs)
-        if not response.has_header("Cache-Control"):
-            add_never_cache_headers(response)
-        response["Referrer-Policy"] = "no-referrer"  # the token is in this page's URL
-        return response
+            return _rater_headers(_refused(request, exc))
+        return _rater_headers(view(request, rater, **kwargs))
 
     return wrapper
+
+
+def _refused(request: HttpRequest, exc: InvitationRefused) -> HttpResponse:
+    return render(request, "studies/refused.html", {"message": exc.message}, status=403)
+
+
+def _rater_headers(response: HttpResponse) -> HttpResponse:
+    """What every response under a rater's URL carries: no caching unless it says otherwise, no Referer."""
+    if not response.has_header("Cache-Control"):
+        add_never_cache_headers(response)
+    response["Referrer-Policy"] = "no-referrer"  # the token is in this page's URL
+    return response
 
 
 def _wants_fragment(request: HttpRequest) -> bool:
@@ -333,7 +338,6 @@ def _image_response(name: str, *, timed: bool) -> HttpResponse:
         response["Cache-Control"] = "no-store"
     else:
         patch_cache_control(response, private=True, max_age=3600)
-    response["Referrer-Policy"] = "no-referrer"
     return response
 
 
@@ -342,15 +346,12 @@ def _serve_image(request: HttpRequest, token: str, trial_token: str, side: str) 
     try:
         current = trial_for_image(token=token, trial_token=trial_token)
     except InvitationRefused as exc:  # the same polite page as every rater URL
-        response = render(request, "studies/refused.html", {"message": exc.message}, status=403)
-        add_never_cache_headers(response)
-        response["Referrer-Policy"] = "no-referrer"
-        return response
+        return _rater_headers(_refused(request, exc))
     try:
         name = trial_image_serve(trial=current, answered=current.answered, side=side)
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
-    return _image_response(name, timed=current.session.study.is_timed)
+    return _rater_headers(_image_response(name, timed=current.session.study.is_timed))
 
 
 @require_GET
@@ -420,11 +421,7 @@ def withdraw(request: HttpRequest, rater: Rater) -> HttpResponse:
 @rater_view
 def complete(request: HttpRequest, rater: Rater) -> HttpResponse:
     """The thank-you page, once every trial is answered."""
-    session = session_of_rater(rater=rater)
-    if session is None or not session.is_complete:
+    state = session_state(rater=rater)
+    if state is None or not state.session.is_complete:
         return redirect("studies:trial", token=rater.token)
-    return render(
-        request,
-        "studies/complete.html",
-        {"rater": rater, "study": rater.study, "progress": session_progress(session=session)},
-    )
+    return render(request, "studies/complete.html", {"rater": rater, "study": rater.study, "progress": state.progress()})

@@ -184,7 +184,7 @@ async function sendAnswer(origin) {
   const elsewhere = reply?.headers.get(LOCATION_HEADER);
   if (elsewhere) {
     window.location.assign(elsewhere);
-  } else if (reply && (reply.status === 200 || reply.status === 400) && document.getElementById("trial-root")) {
+  } else if (reply && (reply.status === 200 || reply.status === 400)) {
     swapTrial(await reply.text(), origin);
   } else {
     // A network failure, a refusal or a server error: the plain post shows the server's own page. A resent
